@@ -1,0 +1,3 @@
+//! The LLM2LLM loop: train, evaluate, augment the misses, repeat; with resume.
+
+pub mod cli;
