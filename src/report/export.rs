@@ -19,15 +19,15 @@ pub struct ExportRow {
     pub parent_id: Option<i64>,
     /// The iteration that generated the example.
     pub iteration: Option<i64>,
-    /// How it was generated (`llm2llm`, `eda`, `auggpt`).
+    /// Generation method: `llm2llm`, `eda` or `auggpt`.
     pub method: Option<String>,
     /// The teacher call (journal row) that produced it, if any.
     pub teacher_call_id: Option<i64>,
 }
 
 /// Returns the training set of iteration `iteration`: every seed example in
-/// insertion order, then the examples generated in earlier iterations in the
-/// order they were recorded (iteration, then position).
+/// file order, then the examples generated in earlier iterations by
+/// (iteration, position). This is the order the loop trains on.
 pub async fn training_set(
     pool: &SqlitePool,
     run_id: i64,
@@ -37,7 +37,7 @@ pub async fn training_set(
         "SELECT question, answer, kind, id, source_line, parent_id, iteration, method, teacher_call_id \
          FROM examples \
          WHERE run_id = ?1 AND (kind = 'seed' OR (kind = 'generated' AND iteration < ?2)) \
-         ORDER BY kind = 'generated', COALESCE(iteration, -1), position, id",
+         ORDER BY kind = 'generated', iteration, position, source_line, id",
     )
     .bind(run_id)
     .bind(iteration)

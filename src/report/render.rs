@@ -100,7 +100,7 @@ fn optional<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_string(), |value| value.to_string())
 }
 
-/// The table shown by text and markdown reports.
+/// Builds the table of text and markdown reports.
 pub fn iteration_table(rows: &[IterationRow]) -> Table {
     let mut table = Table::new(&[
         ("iter", Align::Right),
@@ -173,7 +173,7 @@ fn rejection_table(rows: &[IterationRow]) -> Option<Table> {
     Some(table)
 }
 
-/// The machine-readable table of CSV reports.
+/// Builds the machine-readable table of CSV reports.
 pub fn csv_table(rows: &[IterationRow]) -> Table {
     let reasons = rejection_reasons(rows);
     let mut columns: Vec<String> = [
