@@ -299,6 +299,7 @@ async fn json_report_parses_back() {
     let json: serde_json::Value =
         serde_json::from_str(&report_in(Format::Json).await).expect("the report is JSON");
     assert_eq!(json["run"]["name"], "demo");
+    assert_eq!(json["config"]["teacher"]["price_prompt_per_million"], 2.0);
     assert_eq!(json["iterations"].as_array().map(Vec::len), Some(3));
     assert_eq!(json["iterations"][1]["train_size"], 8);
     assert_eq!(json["iterations"][0]["rejected_by_reason"]["duplicate"], 2);

@@ -56,6 +56,7 @@ pub fn render_report(run: &RunInfo, rows: &[IterationRow], format: Format) -> St
         Format::Json => {
             let report = JsonReport {
                 run,
+                config: run.config(),
                 iterations: rows,
             };
             // Serializing plain structs, strings and finite numbers cannot fail.
@@ -70,6 +71,8 @@ pub fn render_report(run: &RunInfo, rows: &[IterationRow], format: Format) -> St
 #[derive(Serialize)]
 struct JsonReport<'a> {
     run: &'a RunInfo,
+    /// The run's effective configuration, parsed.
+    config: serde_json::Value,
     iterations: &'a [IterationRow],
 }
 
