@@ -11,10 +11,7 @@ use serde_json::json;
 use super::augmenter::{Purpose, Validator};
 use super::{progress_bar, Driver};
 use crate::store::{self, ExampleKind, NewGenerated, NewRejectedItem, Phase};
-use crate::teacher::{AugmentOutcome, AugmentRequest};
-
-/// Reason recorded for items rejected as near copies of a question already in the run.
-const NEAR_COPY: &str = "near_copy";
+use crate::teacher::{AugmentOutcome, AugmentRequest, GeneratedExample};
 
 impl Driver {
     pub(super) async fn augment(&mut self, iteration: i64) -> anyhow::Result<()> {
@@ -29,7 +26,9 @@ impl Driver {
                 question: miss.question,
                 answer: miss.answer,
                 student_output: Some(miss.output),
-                sample_index: 0,
+                // A seed example missed again in a later iteration needs new
+                // samples, not the journaled reply of the earlier request.
+                sample_index: iteration as u32,
             })
             .collect();
         tracing::info!(iteration, misses = requests.len(), "sending the missed seed examples to the teacher");
@@ -43,7 +42,7 @@ impl Driver {
         let mut outcomes: Vec<AugmentOutcome> = Vec::with_capacity(requests.len());
         for (index, batch) in requests.chunks(batch_size).enumerate() {
             let answered = teacher
-                .augment(run_id, iteration, Purpose::Llm2llm, batch)
+                .augment(run_id, iteration, Purpose::Llm2llm, batch.to_vec())
                 .await
                 .context("the teacher failed")?;
             anyhow::ensure!(
@@ -67,66 +66,67 @@ impl Driver {
                 .context("failed to read the run's questions")?;
             existing.extend(rows.into_iter().map(|row| row.question));
         }
-        let mut validator = Validator::new(self.config.teacher.rouge_threshold, existing);
+        // Items are checked in request order, then reply order, so the same
+        // outcomes always admit the same items.
+        let items: Vec<(&AugmentOutcome, &GeneratedExample)> =
+            outcomes.iter().flat_map(|outcome| outcome.items.iter().map(move |item| (outcome, item))).collect();
+        let questions: Vec<&str> = items.iter().map(|(_, item)| item.question.as_str()).collect();
+        let mut validator = Validator::new(self.config.teacher.rouge_threshold, &existing);
+        let verdicts = validator.admit_all(&questions);
 
+        // The teacher has already recorded the items its own checks
+        // rejected; the near-copy rejections are recorded here, with the
+        // accepted examples.
+        let mut rejected: BTreeMap<String, usize> = BTreeMap::new();
+        for outcome in &outcomes {
+            for (reason, _) in &outcome.rejected {
+                *rejected.entry(reason.clone()).or_default() += 1;
+            }
+        }
         let mut tx = self.pool.begin().await.context("failed to start a transaction")?;
         let mut position = 0_i64;
-        let mut rejected: BTreeMap<String, usize> = BTreeMap::new();
-        let mut failed_calls = 0_usize;
-        let mut from_journal = 0_usize;
-        let mut returned_items = 0_usize;
-        for outcome in &outcomes {
-            from_journal += usize::from(outcome.from_journal);
-            if let Some(error) = &outcome.error {
-                failed_calls += 1;
-                tracing::warn!(seed_example_id = outcome.seed_example_id, call_id = outcome.call_id, "teacher call failed: {error}");
-            }
-            returned_items += outcome.items.len() + outcome.rejected.len();
-            for item in &outcome.items {
-                if !validator.admit(&item.question) {
-                    *rejected.entry(NEAR_COPY.to_string()).or_default() += 1;
-                    let text = format!("{}\n{}", item.question, item.answer);
-                    let rejected_item = NewRejectedItem {
-                        run_id,
-                        iteration,
-                        call_id: Some(outcome.call_id),
-                        seed_example_id: Some(outcome.seed_example_id),
-                        reason: NEAR_COPY,
-                        text: &text,
-                    };
-                    store::insert_rejected_item(&mut *tx, &rejected_item)
-                        .await
-                        .context("failed to store a rejected item")?;
-                    continue;
-                }
-                let example = NewGenerated {
-                    run_id,
-                    parent_id: outcome.seed_example_id,
-                    iteration,
-                    method: "llm2llm",
-                    teacher_call_id: Some(outcome.call_id),
-                    position,
-                    question: &item.question,
-                    answer: &item.answer,
-                };
-                store::insert_generated_example(&mut *tx, &example)
-                    .await
-                    .context("failed to store a generated example")?;
-                position += 1;
-            }
-            for (reason, text) in &outcome.rejected {
-                *rejected.entry(reason.clone()).or_default() += 1;
+        for ((outcome, item), verdict) in items.iter().zip(verdicts) {
+            if let Err(reason) = verdict {
+                *rejected.entry(reason.as_str().to_string()).or_default() += 1;
+                let text = format!("{}\n{}", item.question, item.answer);
                 let rejected_item = NewRejectedItem {
                     run_id,
                     iteration,
                     call_id: Some(outcome.call_id),
                     seed_example_id: Some(outcome.seed_example_id),
-                    reason,
-                    text,
+                    reason: reason.as_str(),
+                    text: &text,
                 };
-                store::insert_rejected_item(&mut *tx, &rejected_item).await.context("failed to store a rejected item")?;
+                store::insert_rejected_item(&mut *tx, &rejected_item)
+                    .await
+                    .context("failed to store a rejected item")?;
+                continue;
+            }
+            let example = NewGenerated {
+                run_id,
+                parent_id: outcome.seed_example_id,
+                iteration,
+                method: "llm2llm",
+                teacher_call_id: Some(outcome.call_id),
+                position,
+                question: &item.question,
+                answer: &item.answer,
+            };
+            store::insert_generated_example(&mut *tx, &example)
+                .await
+                .context("failed to store a generated example")?;
+            position += 1;
+        }
+
+        let mut failed_calls = 0_usize;
+        for outcome in &outcomes {
+            if let Some(error) = &outcome.error {
+                failed_calls += 1;
+                tracing::warn!(seed_example_id = outcome.seed_example_id, call_id = outcome.call_id, "teacher call failed: {error}");
             }
         }
+        let from_journal = outcomes.iter().filter(|outcome| outcome.from_journal).count();
+        let returned_items: usize = outcomes.iter().map(|outcome| outcome.items.len() + outcome.rejected.len()).sum();
         let accepted = position as usize;
         tracing::info!(iteration, accepted, returned_items, failed_calls, "augmentation done");
         if failed_calls > 0 {

@@ -28,7 +28,7 @@ impl Teacher {
         _run_id: i64,
         _iteration: i64,
         _purpose: Purpose,
-        _requests: &[AugmentRequest],
+        _requests: Vec<AugmentRequest>,
     ) -> anyhow::Result<Vec<AugmentOutcome>> {
         todo!("teacher client")
     }
@@ -40,12 +40,27 @@ pub struct Validator {
 }
 
 impl Validator {
-    pub fn new(_threshold: f64, _existing: Vec<String>) -> Self {
+    pub fn new<I, S>(_threshold: f64, _existing: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         todo!("teacher validator")
     }
 
-    /// Returns true and remembers the question when it is no near copy.
-    pub fn admit(&mut self, _question: &str) -> bool {
+    pub fn admit_all<S: AsRef<str>>(&mut self, _questions: &[S]) -> Vec<Result<(), RejectReason>> {
         todo!("teacher validator")
+    }
+}
+
+/// Why an item was rejected.
+#[derive(Debug, Clone, Copy)]
+pub enum RejectReason {
+    NearCopy,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        "near_copy"
     }
 }

@@ -1,0 +1,430 @@
+//! The LLaMA decoder (Touvron et al., 2023) as Hugging Face transformers
+//! implements it: token embeddings, pre-norm blocks of RMSNorm, rotary
+//! position embeddings (rotate-half layout), grouped-query causal attention
+//! and a SwiGLU MLP, a final RMSNorm and the LM head.
+//!
+//! One forward serves training and generation: it takes explicit positions
+//! and an additive attention mask, so a batch may be padded on either side,
+//! and an optional KV cache. Every op on it has a gradient (no fused candle
+//! op that detaches its output), so training may use it; the base weights
+//! are constants and only LoRA factors are `Var`s.
+
+use candle_core::{D, DType, Device, Tensor};
+use rand::Rng;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::config::LlamaConfig;
+use super::loader::{WeightError, Weights};
+use super::lora::{Linear, Proj, frozen_matmul};
+
+/// One decoder block.
+#[derive(Debug, Clone)]
+pub struct Block {
+    input_norm: Tensor,
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    post_attention_norm: Tensor,
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Block {
+    pub fn linear(&self, proj: Proj) -> &Linear {
+        match proj {
+            Proj::Q => &self.q_proj,
+            Proj::K => &self.k_proj,
+            Proj::V => &self.v_proj,
+            Proj::O => &self.o_proj,
+            Proj::Gate => &self.gate_proj,
+            Proj::Up => &self.up_proj,
+            Proj::Down => &self.down_proj,
+        }
+    }
+
+    pub fn linear_mut(&mut self, proj: Proj) -> &mut Linear {
+        match proj {
+            Proj::Q => &mut self.q_proj,
+            Proj::K => &mut self.k_proj,
+            Proj::V => &mut self.v_proj,
+            Proj::O => &mut self.o_proj,
+            Proj::Gate => &mut self.gate_proj,
+            Proj::Up => &mut self.up_proj,
+            Proj::Down => &mut self.down_proj,
+        }
+    }
+}
+
+/// Keys and values of the positions seen so far, per layer:
+/// each (batch, kv_heads, seen, head_dim).
+#[derive(Debug, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn new(num_layers: usize) -> Self {
+        Self {
+            layers: vec![None; num_layers],
+        }
+    }
+
+    /// Number of positions cached.
+    pub fn len(&self) -> usize {
+        match self.layers.first() {
+            Some(Some((k, _))) => k.dim(2).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A LLaMA causal LM.
+#[derive(Debug, Clone)]
+pub struct Llama {
+    pub config: LlamaConfig,
+    embed_tokens: Tensor,
+    pub layers: Vec<Block>,
+    norm: Tensor,
+    lm_head: Tensor,
+    /// (head_dim / 2,), float32: `1 / theta^(2i / head_dim)`.
+    inv_freq: Tensor,
+    device: Device,
+    dtype: DType,
+}
+
+impl Llama {
+    /// Loads every weight of `config` from `weights`, checking shapes.
+    pub fn load(config: &LlamaConfig, weights: &Weights) -> Result<Self, WeightError> {
+        let c = config;
+        let (hidden, inter, d) = (c.hidden_size, c.intermediate_size, c.head_dim);
+        let q_out = c.num_attention_heads * d;
+        let kv_out = c.num_key_value_heads * d;
+
+        let embed_tokens = weights.get("model.embed_tokens.weight", &[c.vocab_size, hidden])?;
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            let linear = |proj: Proj, shape: [usize; 2]| -> Result<Linear, WeightError> {
+                let name = format!("{}.weight", proj.module_path(i));
+                Ok(Linear::new(weights.get(&name, &shape)?))
+            };
+            layers.push(Block {
+                input_norm: weights.get(
+                    &format!("model.layers.{i}.input_layernorm.weight"),
+                    &[hidden],
+                )?,
+                q_proj: linear(Proj::Q, [q_out, hidden])?,
+                k_proj: linear(Proj::K, [kv_out, hidden])?,
+                v_proj: linear(Proj::V, [kv_out, hidden])?,
+                o_proj: linear(Proj::O, [hidden, q_out])?,
+                post_attention_norm: weights.get(
+                    &format!("model.layers.{i}.post_attention_layernorm.weight"),
+                    &[hidden],
+                )?,
+                gate_proj: linear(Proj::Gate, [inter, hidden])?,
+                up_proj: linear(Proj::Up, [inter, hidden])?,
+                down_proj: linear(Proj::Down, [hidden, inter])?,
+            });
+        }
+        let norm = weights.get("model.norm.weight", &[hidden])?;
+        // A tied checkpoint may still store lm_head.weight; prefer it when present.
+        let lm_head = if weights.contains("lm_head.weight") || !c.tie_word_embeddings {
+            weights.get("lm_head.weight", &[c.vocab_size, hidden])?
+        } else {
+            embed_tokens.clone()
+        };
+        let device = embed_tokens.device().clone();
+        let dtype = embed_tokens.dtype();
+        Self::assemble(config, embed_tokens, layers, norm, lm_head, &device, dtype).map_err(
+            |source| WeightError::Load {
+                name: "rotary embedding frequencies".into(),
+                path: Default::default(),
+                source,
+            },
+        )
+    }
+
+    /// A model with random weights (normal, std 0.02; norms at 1), for benchmarks.
+    pub fn random(
+        config: &LlamaConfig,
+        dtype: DType,
+        device: &Device,
+        seed: u64,
+    ) -> candle_core::Result<Self> {
+        let c = config;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut normal = |rows: usize, cols: usize| -> candle_core::Result<Tensor> {
+            // Sum of uniforms: close enough to a normal for a benchmark and cheap.
+            let values: Vec<f32> = (0..rows * cols)
+                .map(|_| {
+                    let u: f32 = (0..4).map(|_| rng.random::<f32>()).sum::<f32>() - 2.0;
+                    u * 0.02 * 3f32.sqrt()
+                })
+                .collect();
+            Tensor::from_vec(values, (rows, cols), device)?.to_dtype(dtype)
+        };
+        let ones = |n: usize| Tensor::ones(n, dtype, device);
+        let (hidden, inter, d) = (c.hidden_size, c.intermediate_size, c.head_dim);
+        let q_out = c.num_attention_heads * d;
+        let kv_out = c.num_key_value_heads * d;
+        let embed_tokens = normal(c.vocab_size, hidden)?;
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for _ in 0..c.num_hidden_layers {
+            layers.push(Block {
+                input_norm: ones(hidden)?,
+                q_proj: Linear::new(normal(q_out, hidden)?),
+                k_proj: Linear::new(normal(kv_out, hidden)?),
+                v_proj: Linear::new(normal(kv_out, hidden)?),
+                o_proj: Linear::new(normal(hidden, q_out)?),
+                post_attention_norm: ones(hidden)?,
+                gate_proj: Linear::new(normal(inter, hidden)?),
+                up_proj: Linear::new(normal(inter, hidden)?),
+                down_proj: Linear::new(normal(hidden, inter)?),
+            });
+        }
+        let norm = ones(hidden)?;
+        let lm_head = if c.tie_word_embeddings {
+            embed_tokens.clone()
+        } else {
+            normal(c.vocab_size, hidden)?
+        };
+        Self::assemble(config, embed_tokens, layers, norm, lm_head, device, dtype)
+    }
+
+    fn assemble(
+        config: &LlamaConfig,
+        embed_tokens: Tensor,
+        layers: Vec<Block>,
+        norm: Tensor,
+        lm_head: Tensor,
+        device: &Device,
+        dtype: DType,
+    ) -> candle_core::Result<Self> {
+        // Computed in float32 as transformers does, so positions agree to the last bit
+        // that matters for 1e-4 logits.
+        let d = config.head_dim;
+        let theta = config.rope_theta as f32;
+        let inv_freq: Vec<f32> = (0..d / 2)
+            .map(|i| 1.0 / theta.powf((2 * i) as f32 / d as f32))
+            .collect();
+        let inv_freq = Tensor::from_vec(inv_freq, d / 2, device)?;
+        Ok(Self {
+            config: config.clone(),
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            inv_freq,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Final hidden states (batch, seq, hidden) of `input_ids` (batch, seq).
+    ///
+    /// `positions` (batch, seq) are the RoPE positions of each token, so a
+    /// left-padded row starts at 0 at its first real token. `mask` is
+    /// additive, float32, (batch, 1, seq, cached + seq): 0 where a query may
+    /// attend to a key, a large negative number where it may not. With a
+    /// cache, keys and values are appended to it. `dropout_rng` is `Some`
+    /// only in training.
+    pub fn forward_hidden(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        mask: &Tensor,
+        mut cache: Option<&mut KvCache>,
+        mut dropout_rng: Option<&mut ChaCha8Rng>,
+    ) -> candle_core::Result<Tensor> {
+        let (batch, seq) = input_ids.dims2()?;
+        let (cos, sin) = self.rope_tables(positions)?;
+        let mut x = self
+            .embed_tokens
+            .index_select(&input_ids.flatten_all()?, 0)?;
+        for (i, block) in self.layers.iter().enumerate() {
+            let kv = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = self.block_forward(
+                block,
+                &x,
+                (batch, seq),
+                (&cos, &sin),
+                mask,
+                kv,
+                dropout_rng.as_deref_mut(),
+            )?;
+        }
+        let x = rms_norm(&x, &self.norm, self.config.rms_norm_eps)?;
+        x.reshape((batch, seq, self.config.hidden_size))
+    }
+
+    /// Logits (rows, vocab) of hidden states (rows, hidden).
+    pub fn lm_head(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
+        frozen_matmul(hidden, &self.lm_head)
+    }
+
+    /// Logits (seq, vocab) of one unpadded sequence, float32.
+    pub fn logits(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
+        let seq = ids.len();
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let positions = Tensor::arange(0u32, seq as u32, &self.device)?.unsqueeze(0)?;
+        let mask = attention_mask(&[vec![true; seq]], 0, &self.device)?;
+        let hidden = self.forward_hidden(&input, &positions, &mask, None, None)?;
+        self.lm_head(&hidden.squeeze(0)?)?.to_dtype(DType::F32)
+    }
+
+    /// cos and sin, each (batch, 1, seq, head_dim / 2) in the model dtype.
+    fn rope_tables(&self, positions: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let (batch, seq) = positions.dims2()?;
+        let half = self.config.head_dim / 2;
+        let angles = positions
+            .to_dtype(DType::F32)?
+            .reshape((batch * seq, 1))?
+            .broadcast_mul(&self.inv_freq.reshape((1, half))?)?
+            .reshape((batch, 1, seq, half))?;
+        Ok((
+            angles.cos()?.to_dtype(self.dtype)?,
+            angles.sin()?.to_dtype(self.dtype)?,
+        ))
+    }
+
+    /// One pre-norm block on `x` (batch * seq, hidden).
+    #[allow(clippy::too_many_arguments)]
+    fn block_forward(
+        &self,
+        block: &Block,
+        x: &Tensor,
+        (batch, seq): (usize, usize),
+        (cos, sin): (&Tensor, &Tensor),
+        mask: &Tensor,
+        kv_cache: Option<&mut Option<(Tensor, Tensor)>>,
+        mut dropout_rng: Option<&mut ChaCha8Rng>,
+    ) -> candle_core::Result<Tensor> {
+        let c = &self.config;
+        let (heads, kv_heads, d) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        let eps = c.rms_norm_eps;
+
+        let h = rms_norm(x, &block.input_norm, eps)?;
+        let q = block.q_proj.forward(&h, dropout_rng.as_deref_mut())?;
+        let k = block.k_proj.forward(&h, dropout_rng.as_deref_mut())?;
+        let v = block.v_proj.forward(&h, dropout_rng.as_deref_mut())?;
+        let q = q.reshape((batch, seq, heads, d))?.transpose(1, 2)?;
+        let k = k.reshape((batch, seq, kv_heads, d))?.transpose(1, 2)?;
+        let v = v
+            .reshape((batch, seq, kv_heads, d))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let q = rope(&q, cos, sin)?;
+        let k = rope(&k, cos, sin)?;
+
+        let (k, v) = match kv_cache {
+            Some(slot) => {
+                let (k, v) = match slot.take() {
+                    Some((past_k, past_v)) => (
+                        Tensor::cat(&[&past_k, &k], 2)?,
+                        Tensor::cat(&[&past_v, &v], 2)?,
+                    ),
+                    None => (k, v),
+                };
+                *slot = Some((k.clone(), v.clone()));
+                (k, v)
+            }
+            None => (k, v),
+        };
+        let keys = k.dim(2)?;
+
+        // Grouped-query attention without copying keys: the query heads that
+        // share a key/value head are stacked along the sequence axis, so
+        // (batch, kv_heads, group * seq, d) multiplies (batch, kv_heads, d, keys).
+        let group = heads / kv_heads;
+        let q = q.contiguous()?.reshape((batch, kv_heads, group * seq, d))?;
+        let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?
+            .reshape((batch, heads, seq, keys))?
+            .to_dtype(DType::F32)?
+            .broadcast_add(mask)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?
+            .to_dtype(self.dtype)?
+            .reshape((batch, kv_heads, group * seq, keys))?;
+        let attn = probs
+            .matmul(&v)?
+            .reshape((batch, heads, seq, d))?
+            .transpose(1, 2)?
+            .reshape((batch * seq, heads * d))?;
+        let attn = block.o_proj.forward(&attn, dropout_rng.as_deref_mut())?;
+        let x = (x + attn)?;
+
+        let h = rms_norm(&x, &block.post_attention_norm, eps)?;
+        let gate = block.gate_proj.forward(&h, dropout_rng.as_deref_mut())?;
+        let up = block.up_proj.forward(&h, dropout_rng.as_deref_mut())?;
+        let mlp = block
+            .down_proj
+            .forward(&(gate.silu()? * up)?, dropout_rng)?;
+        x + mlp
+    }
+}
+
+/// RMSNorm from primitives (the fused candle op drops gradients), computed
+/// in float32 as transformers does: `weight * (x / sqrt(mean(x²) + eps))`.
+fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let dtype = x.dtype();
+    let x = x.to_dtype(DType::F32)?;
+    let variance = x.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = x.broadcast_div(&(variance + eps)?.sqrt()?)?;
+    normed.to_dtype(dtype)?.broadcast_mul(weight)
+}
+
+/// Rotate-half RoPE from primitives: `x` (batch, heads, seq, d), `cos`/`sin`
+/// (batch, 1, seq, d / 2).
+fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+    let first = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
+    let second = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
+    Tensor::cat(&[first, second], D::Minus1)
+}
+
+/// The additive mask value for a forbidden query/key pair. Finite, so that a
+/// row with every key masked (a padding query) gives a uniform softmax, not NaN.
+const MASKED: f32 = f32::MIN;
+
+/// Additive causal + padding mask (batch, 1, seq, cached + seq), float32.
+///
+/// `valid[b]` marks the real (non-padding) tokens of row `b` over the whole
+/// timeline, cached positions first; the last `seq` entries are the queries.
+/// A query attends to keys at or before it that are real tokens.
+pub fn attention_mask(
+    valid: &[Vec<bool>],
+    cached: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let batch = valid.len();
+    let keys = valid.first().map_or(0, Vec::len);
+    let seq = keys - cached;
+    let mut mask = vec![MASKED; batch * seq * keys];
+    for (b, row) in valid.iter().enumerate() {
+        for q in 0..seq {
+            let query_position = cached + q;
+            let out = &mut mask[(b * seq + q) * keys..(b * seq + q + 1) * keys];
+            for (k, allowed) in out.iter_mut().enumerate().take(query_position + 1) {
+                if row[k] {
+                    *allowed = 0.0;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(mask, (batch, 1, seq, keys), device)
+}
