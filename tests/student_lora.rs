@@ -12,6 +12,7 @@
 mod student_support;
 
 use candle_core::{Device, Tensor};
+use llm2llm::student::model::Pass;
 use llm2llm::student::train::{AdamW, Sequence, global_norm, gradients, loss_sum, mean_loss};
 use llm2llm::student::{LoraConfig, adapter};
 use student_support::*;
@@ -202,7 +203,12 @@ fn every_trainable_tensor_gets_a_gradient() {
     let named = adapter::trainable_vars(student.model());
     assert_eq!(named.len(), 2 * 7 * 2);
     let vars: Vec<_> = named.iter().map(|(_, v)| v.clone()).collect();
-    let (sum, count) = loss_sum(student.model(), &[sft_sequence()], None).unwrap();
+    let (sum, count) = loss_sum(
+        student.model(),
+        &[sft_sequence()],
+        Pass::Autograd { dropout: None },
+    )
+    .unwrap();
     let loss = (sum / count as f64).unwrap();
     let grads = gradients(&loss, &vars).unwrap();
     for ((name, _), grad) in named.iter().zip(&grads) {
@@ -228,7 +234,12 @@ fn adamw_step_matches_reference() {
         .collect();
     let sequence = sft_sequence();
 
-    let (sum, count) = loss_sum(student.model(), std::slice::from_ref(&sequence), None).unwrap();
+    let (sum, count) = loss_sum(
+        student.model(),
+        std::slice::from_ref(&sequence),
+        Pass::Autograd { dropout: None },
+    )
+    .unwrap();
     let loss = (sum / count as f64).unwrap();
     let loss_before = loss.to_scalar::<f32>().unwrap() as f64;
     let grads = gradients(&loss, &vars).unwrap();

@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::model::{Llama, attention_mask};
+use super::model::{Llama, Pass, attention_mask};
 use super::{StepMetrics, TrainConfig};
 
 /// One tokenized training sequence.
@@ -36,11 +36,11 @@ impl Sequence {
 /// Sum of the target tokens' cross-entropy over `sequences` (right-padded
 /// into one batch), as a scalar float32 tensor, and the number of targets.
 ///
-/// `dropout_rng` is `Some` only in training.
+/// `pass` decides whether gradients flow and whether dropout applies.
 pub fn loss_sum(
     model: &Llama,
     sequences: &[Sequence],
-    dropout_rng: Option<&mut ChaCha8Rng>,
+    pass: Pass<'_>,
 ) -> candle_core::Result<(Tensor, usize)> {
     let device = model.device();
     let batch = sequences.len();
@@ -81,7 +81,7 @@ pub fn loss_sum(
         .unsqueeze(0)?
         .repeat((batch, 1))?;
     let mask = attention_mask(&valid, 0, device)?;
-    let hidden = model.forward_hidden(&input, &positions, &mask, None, dropout_rng)?;
+    let hidden = model.forward_hidden(&input, &positions, &mask, None, pass)?;
     let hidden_size = model.config.hidden_size;
 
     // The LM head runs only on rows that predict a target: prompt rows and
@@ -99,7 +99,7 @@ pub fn loss_sum(
 
 /// Mean cross-entropy of the targets of `sequences`, without gradients or dropout.
 pub fn mean_loss(model: &Llama, sequences: &[Sequence]) -> candle_core::Result<f64> {
-    let (sum, count) = loss_sum(model, sequences, None)?;
+    let (sum, count) = loss_sum(model, sequences, Pass::Inference)?;
     Ok(sum.to_scalar::<f32>()? as f64 / count as f64)
 }
 
@@ -350,8 +350,14 @@ pub fn fine_tune(
             let mut accumulator = GradAccumulator::new();
             let mut loss_total = 0.0;
             for micro_batch in group {
-                let (sum, _) =
-                    loss_sum(model, micro_batch, Some(&mut dropout_rng)).map_err(step_error)?;
+                let (sum, _) = loss_sum(
+                    model,
+                    micro_batch,
+                    Pass::Autograd {
+                        dropout: Some(&mut dropout_rng),
+                    },
+                )
+                .map_err(step_error)?;
                 let loss = (sum / tokens as f64).map_err(step_error)?;
                 loss_total += loss.to_scalar::<f32>().map_err(step_error)? as f64;
                 accumulator
