@@ -19,6 +19,7 @@ pub mod config;
 pub mod generate;
 pub mod loader;
 pub mod lora;
+pub mod loss;
 pub mod model;
 pub mod tokenizer;
 pub mod train;

@@ -279,6 +279,26 @@ impl Llama {
         })
     }
 
+    /// Whether any projection carries a LoRA adapter.
+    pub fn has_adapter(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|block| Proj::ALL.iter().any(|&p| block.linear(p).lora.is_some()))
+    }
+
+    /// A copy with every adapter folded into its base weight. Unchanged
+    /// weights are shared, not copied. Inference on it skips the two
+    /// low-rank products per projection.
+    pub fn merged(&self) -> candle_core::Result<Llama> {
+        let mut merged = self.clone();
+        for block in &mut merged.layers {
+            for proj in Proj::ALL {
+                block.linear_mut(proj).merge()?;
+            }
+        }
+        Ok(merged)
+    }
+
     /// Number of base weights (an untied LM head counted separately).
     pub fn parameter_count(&self) -> usize {
         let mut count = self.embed_tokens.elem_count() + self.norm.elem_count();

@@ -9,11 +9,12 @@
 //! correction); the learning rate warms up linearly from 0, then decays on a
 //! cosine to 0, as transformers' `get_cosine_schedule_with_warmup` does.
 
-use candle_core::{D, DType, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use super::loss::cross_entropy_rows;
 use super::model::{Llama, Pass, attention_mask};
 use super::{StepMetrics, TrainConfig};
 
@@ -90,11 +91,9 @@ pub fn loss_sum(
     let selected = hidden
         .reshape((batch * seq_len, hidden_size))?
         .index_select(&rows, 0)?;
-    let logits = model.lm_head(&selected)?.to_dtype(DType::F32)?;
-    let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let targets = Tensor::from_vec(targets, (count, 1), device)?;
-    let picked = log_probs.gather(&targets, 1)?;
-    Ok((picked.sum_all()?.neg()?, count))
+    let logits = model.lm_head(&selected)?;
+    let losses = cross_entropy_rows(&logits, &targets)?;
+    Ok((losses.sum_all()?, count))
 }
 
 /// Mean cross-entropy of the targets of `sequences`, without gradients or dropout.
