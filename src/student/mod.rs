@@ -20,6 +20,7 @@ pub mod generate;
 pub mod loader;
 pub mod lora;
 pub mod loss;
+pub mod matmul;
 pub mod model;
 pub mod tokenizer;
 pub mod train;

@@ -1,7 +1,9 @@
-//! The fused cross-entropy kernel against candle's composed ops.
+//! The fused cross-entropy and frozen-weight matmul kernels against
+//! candle's composed ops.
 
 use candle_core::{D, Device, Tensor, Var};
 use llm2llm::student::loss::cross_entropy_rows;
+use llm2llm::student::matmul::frozen_matmul;
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b)
@@ -75,4 +77,44 @@ fn target_outside_vocabulary_is_rejected() {
     let (logits, _) = random_logits();
     let err = cross_entropy_rows(logits.as_tensor(), &[0, 1, 2, 3, 4, 5, 301]).unwrap_err();
     assert!(err.to_string().contains("301"), "{err}");
+}
+
+#[test]
+fn frozen_matmul_matches_matmul() {
+    // 5 rows take the small-row kernel, 40 the GEMM; 300 is not a multiple
+    // of the kernel's 16-float step.
+    let weight = Tensor::randn(0f32, 1.0, (70, 300), &Device::Cpu).unwrap();
+    for rows in [1, 5, 16, 17, 40] {
+        let x = Tensor::randn(0f32, 1.0, (rows, 300), &Device::Cpu).unwrap();
+        let fast = frozen_matmul(&x, &weight).unwrap();
+        let reference = x.matmul(&weight.t().unwrap()).unwrap();
+        let diff = max_abs_diff(&fast, &reference);
+        assert!(diff < 1e-4, "{rows} rows: max |diff| {diff}");
+    }
+}
+
+#[test]
+fn frozen_matmul_gradient_reaches_input_only() {
+    let weight = Tensor::randn(0f32, 1.0, (70, 300), &Device::Cpu).unwrap();
+    let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (8, 300), &Device::Cpu).unwrap()).unwrap();
+    let frozen = frozen_matmul(x.as_tensor(), &weight)
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let plain = x
+        .as_tensor()
+        .matmul(&weight.t().unwrap())
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let frozen_grads = frozen.backward().unwrap();
+    let plain_grads = plain.backward().unwrap();
+    let frozen_grad = frozen_grads.get(x.as_tensor()).unwrap();
+    let plain_grad = plain_grads.get(x.as_tensor()).unwrap();
+    assert!(max_abs_diff(frozen_grad, plain_grad) < 1e-2);
+    assert!(frozen_grads.get(&weight).is_none());
 }
