@@ -327,7 +327,8 @@ pub fn rouge_l_f1(a: &str, b: &str) -> f64 {
     if a.is_empty() || b.is_empty() {
         return 0.0;
     }
-    let lcs = LcsPattern::new(&a).lcs_len(&b);
+    let pattern = LcsPattern::new(&a);
+    let lcs = pattern.with_slots(|slots| pattern.lcs_len(&b, slots));
     2.0 * lcs as f64 / (a.len() + b.len()) as f64
 }
 
@@ -355,49 +356,89 @@ impl Vocabulary {
 /// so each token of the other text costs one pass over ⌈m/64⌉ words.
 struct LcsPattern {
     len: usize,
-    /// Sorted distinct token ids of the pattern, and for each one the bit
-    /// mask of the positions where it occurs (`words` u64s per token).
-    tokens: Vec<u32>,
-    masks: Vec<u64>,
     words: usize,
+    /// Distinct token ids of the pattern, in first-occurrence order.
+    tokens: Vec<u32>,
+    /// For each distinct token, the bit mask of its positions (`words`
+    /// u64s per token).
+    masks: Vec<u64>,
+}
+
+thread_local! {
+    /// Token id -> 1 + index into `LcsPattern::tokens`, 0 when absent.
+    /// Kept per thread and cleared after each use, so a lookup is one array
+    /// read instead of a search.
+    static SLOTS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl LcsPattern {
     fn new(pattern: &[u32]) -> Self {
         let words = pattern.len().div_ceil(64).max(1);
-        let mut tokens: Vec<u32> = pattern.to_vec();
-        tokens.sort_unstable();
-        tokens.dedup();
-        let mut masks = vec![0u64; tokens.len() * words];
-        for (position, token) in pattern.iter().enumerate() {
-            let Ok(slot) = tokens.binary_search(token) else {
-                unreachable!("every pattern token is in the sorted token list");
+        let mut tokens: Vec<u32> = Vec::new();
+        let mut masks: Vec<u64> = Vec::new();
+        for (position, &token) in pattern.iter().enumerate() {
+            let slot = match tokens.iter().position(|&known| known == token) {
+                Some(slot) => slot,
+                None => {
+                    tokens.push(token);
+                    masks.extend(std::iter::repeat_n(0, words));
+                    tokens.len() - 1
+                }
             };
             masks[slot * words + position / 64] |= 1u64 << (position % 64);
         }
         Self {
             len: pattern.len(),
+            words,
             tokens,
             masks,
-            words,
         }
     }
 
-    fn lcs_len(&self, other: &[u32]) -> usize {
+    /// Runs `body` with this thread's slot table filled for the pattern.
+    fn with_slots<R>(&self, body: impl FnOnce(&[u32]) -> R) -> R {
+        SLOTS.with(|cell| {
+            let mut slots = cell.borrow_mut();
+            let needed = self.tokens.iter().map(|&token| token as usize + 1).max().unwrap_or(0);
+            if slots.len() < needed {
+                slots.resize(needed, 0);
+            }
+            for (slot, &token) in self.tokens.iter().enumerate() {
+                slots[token as usize] = slot as u32 + 1;
+            }
+            let result = body(&slots);
+            for &token in &self.tokens {
+                slots[token as usize] = 0;
+            }
+            result
+        })
+    }
+
+    /// LCS length between the pattern and `other`, with `slots` from
+    /// `with_slots`.
+    fn lcs_len(&self, other: &[u32], slots: &[u32]) -> usize {
+        let slot_of = |token: u32| slots.get(token as usize).copied().unwrap_or(0);
+        if self.words == 1 {
+            let mut v = u64::MAX;
+            for &token in other {
+                let slot = slot_of(token);
+                if slot != 0 {
+                    let m = self.masks[slot as usize - 1];
+                    v = v.wrapping_add(v & m) | (v & !m);
+                }
+            }
+            let valid = if self.len == 64 { u64::MAX } else { (1u64 << self.len) - 1 };
+            return (!v & valid).count_ones() as usize;
+        }
         let words = self.words;
-        let mut v = [u64::MAX; 4];
-        let mut heap_v;
-        let v: &mut [u64] = if words <= 4 {
-            &mut v[..words]
-        } else {
-            heap_v = vec![u64::MAX; words];
-            &mut heap_v
-        };
-        for token in other {
-            let Ok(slot) = self.tokens.binary_search(token) else {
+        let mut v = vec![u64::MAX; words];
+        for &token in other {
+            let slot = slot_of(token);
+            if slot == 0 {
                 continue;
-            };
-            let mask = &self.masks[slot * words..(slot + 1) * words];
+            }
+            let offset = (slot as usize - 1) * words;
+            let mask = &self.masks[offset..offset + words];
             let mut carry = 0u64;
             for (word, &m) in v.iter_mut().zip(mask) {
                 let u = *word & m;
@@ -417,14 +458,65 @@ impl LcsPattern {
     }
 }
 
+/// Token sequences indexed by length, for the near-copy search.
+#[derive(Debug, Default)]
+struct LengthIndex {
+    questions: Vec<Vec<u32>>,
+    /// `by_len[n]` lists the indices into `questions` with n tokens.
+    by_len: Vec<Vec<usize>>,
+}
+
+impl LengthIndex {
+    fn insert(&mut self, tokens: Vec<u32>) {
+        let len = tokens.len();
+        if self.by_len.len() <= len {
+            self.by_len.resize_with(len + 1, Vec::new);
+        }
+        self.by_len[len].push(self.questions.len());
+        self.questions.push(tokens);
+    }
+
+    /// Indices (ascending within each length) of the questions, among those
+    /// `keep` accepts, whose ROUGE-L F1 with `tokens` is above `threshold`.
+    /// Only lengths that can reach the threshold are visited: LCS ≤ min(m, n),
+    /// so F1 ≤ 2·min(m, n)/(m + n). `first_only` stops at the first match.
+    fn near_copies(
+        &self,
+        tokens: &[u32],
+        threshold: f64,
+        keep: impl Fn(usize) -> bool,
+        first_only: bool,
+    ) -> Vec<usize> {
+        let m = tokens.len();
+        let reachable = |n: usize| 2.0 * m.min(n) as f64 > threshold * (m + n) as f64;
+        let pattern = LcsPattern::new(tokens);
+        pattern.with_slots(|slots| {
+            let mut found = Vec::new();
+            for n in (1..self.by_len.len()).filter(|&n| reachable(n)) {
+                for &index in &self.by_len[n] {
+                    if !keep(index) {
+                        continue;
+                    }
+                    let lcs = pattern.lcs_len(&self.questions[index], slots);
+                    if 2.0 * lcs as f64 > threshold * (m + n) as f64 {
+                        found.push(index);
+                        if first_only {
+                            return found;
+                        }
+                    }
+                }
+            }
+            found
+        })
+    }
+}
+
 /// The near-copy check for one run: every question admitted so far (seed
 /// and generated), indexed by token count.
 pub struct Validator {
     threshold: f64,
     vocabulary: Vocabulary,
-    questions: Vec<Vec<u32>>,
-    /// `by_len[n]` lists the indices into `questions` with n tokens.
-    by_len: Vec<Vec<usize>>,
+    known: LengthIndex,
 }
 
 impl Validator {
@@ -436,26 +528,25 @@ impl Validator {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut validator = Self {
-            threshold,
-            vocabulary: Vocabulary::default(),
-            questions: Vec::new(),
-            by_len: Vec::new(),
-        };
+        let mut vocabulary = Vocabulary::default();
+        let mut known = LengthIndex::default();
         for question in existing {
-            let tokens = validator.vocabulary.intern(question.as_ref());
-            validator.insert(tokens);
+            known.insert(vocabulary.intern(question.as_ref()));
         }
-        validator
+        Self {
+            threshold,
+            vocabulary,
+            known,
+        }
     }
 
     /// Questions known to the check, existing and admitted.
     pub fn len(&self) -> usize {
-        self.questions.len()
+        self.known.questions.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.questions.is_empty()
+        self.known.questions.is_empty()
     }
 
     /// Admits `question` unless it is a near copy of a known question; an
@@ -465,83 +556,60 @@ impl Validator {
         if tokens.is_empty() {
             return Err(RejectReason::MissingQuestion);
         }
-        if self.has_near_copy(&tokens, 0) {
+        if !self.known.near_copies(&tokens, self.threshold, |_| true, true).is_empty() {
             return Err(RejectReason::NearCopy);
         }
-        self.insert(tokens);
+        self.known.insert(tokens);
         Ok(())
     }
 
-    /// Admits a batch in order, with the same result as calling `admit` on
-    /// each question in turn. Comparisons against the questions known
-    /// before the batch run in parallel.
+    /// Admits a batch with the same result as calling `admit` on each
+    /// question in order, using all cores: each question is compared in
+    /// parallel against the known questions and against the earlier
+    /// questions of the batch, then a sequential pass admits a question
+    /// unless one of its near copies earlier in the batch was admitted.
     pub fn admit_all<S: AsRef<str>>(&mut self, questions: &[S]) -> Vec<Result<(), RejectReason>> {
-        let candidates: Vec<Vec<u32>> = questions
-            .iter()
-            .map(|question| self.vocabulary.intern(question.as_ref()))
+        let mut batch = LengthIndex::default();
+        for question in questions {
+            batch.insert(self.vocabulary.intern(question.as_ref()));
+        }
+        let threshold = self.threshold;
+        let known = &self.known;
+        let batch_ref = &batch;
+        let verdicts: Vec<Result<Vec<usize>, RejectReason>> = batch
+            .questions
+            .par_iter()
+            .enumerate()
+            .map(|(position, tokens)| {
+                if tokens.is_empty() {
+                    return Err(RejectReason::MissingQuestion);
+                }
+                if !known.near_copies(tokens, threshold, |_| true, true).is_empty() {
+                    return Err(RejectReason::NearCopy);
+                }
+                Ok(batch_ref.near_copies(tokens, threshold, |earlier| earlier < position, false))
+            })
             .collect();
-        let known = self.questions.len();
-        let against_known: Vec<bool> = {
-            let this = &*self;
-            candidates
-                .par_iter()
-                .map(|tokens| !tokens.is_empty() && this.has_near_copy_in(tokens, 0, known))
-                .collect()
-        };
-        let mut results = Vec::with_capacity(candidates.len());
-        for (tokens, near_known) in candidates.into_iter().zip(against_known) {
-            if tokens.is_empty() {
-                results.push(Err(RejectReason::MissingQuestion));
-            } else if near_known || self.has_near_copy_in(&tokens, known, self.questions.len()) {
-                results.push(Err(RejectReason::NearCopy));
-            } else {
-                self.insert(tokens);
-                results.push(Ok(()));
+
+        let mut admitted = vec![false; verdicts.len()];
+        let mut results = Vec::with_capacity(verdicts.len());
+        for (position, verdict) in verdicts.into_iter().enumerate() {
+            let result = verdict.and_then(|earlier| {
+                if earlier.iter().any(|&index| admitted[index]) {
+                    Err(RejectReason::NearCopy)
+                } else {
+                    Ok(())
+                }
+            });
+            admitted[position] = result.is_ok();
+            results.push(result);
+        }
+        for (tokens, admitted) in batch.questions.into_iter().zip(admitted) {
+            if admitted {
+                self.known.insert(tokens);
             }
         }
         results
-    }
-
-    fn insert(&mut self, tokens: Vec<u32>) {
-        let len = tokens.len();
-        if self.by_len.len() <= len {
-            self.by_len.resize_with(len + 1, Vec::new);
-        }
-        self.by_len[len].push(self.questions.len());
-        self.questions.push(tokens);
-    }
-
-    fn has_near_copy(&self, tokens: &[u32], from: usize) -> bool {
-        self.has_near_copy_in(tokens, from, self.questions.len())
-    }
-
-    /// Whether a question with index in `from..to` is a near copy of
-    /// `tokens`. Only lengths that can reach the threshold are visited:
-    /// LCS ≤ min(m, n), so F1 ≤ 2·min(m, n)/(m + n).
-    fn has_near_copy_in(&self, tokens: &[u32], from: usize, to: usize) -> bool {
-        if from >= to {
-            return false;
-        }
-        let m = tokens.len();
-        let t = self.threshold;
-        let reachable = |n: usize| 2.0 * m.min(n) as f64 > t * (m + n) as f64;
-        let pattern = LcsPattern::new(tokens);
-        let lengths = (1..self.by_len.len()).filter(|&n| reachable(n));
-        let candidates: Vec<usize> = lengths
-            .flat_map(|n| self.by_len[n].iter().copied())
-            .filter(|&index| index >= from && index < to)
-            .collect();
-        let is_near = |index: usize| {
-            let other = &self.questions[index];
-            let lcs = pattern.lcs_len(other);
-            2.0 * lcs as f64 > t * (m + other.len()) as f64
-        };
-        // Parallel only when there is enough work to pay for the split.
-        if candidates.len() >= 2048 {
-            candidates.par_iter().any(|&index| is_near(index))
-        } else {
-            candidates.iter().any(|&index| is_near(index))
-        }
     }
 }
 
@@ -604,9 +672,20 @@ mod tests {
     #[test]
     fn lcs_spans_several_words() {
         let long: Vec<u32> = (0..150).map(|i| i % 7).collect();
-        let other: Vec<u32> = (0..150).rev().map(|i| i % 7).collect();
-        assert_eq!(LcsPattern::new(&long).lcs_len(&long), 150);
-        assert_eq!(LcsPattern::new(&long).lcs_len(&other), lcs_reference(&long, &other));
+        let other: Vec<u32> = (0..150).rev().map(|i| (i * 3) % 11).collect();
+        let pattern = LcsPattern::new(&long);
+        let (same, different) =
+            pattern.with_slots(|slots| (pattern.lcs_len(&long, slots), pattern.lcs_len(&other, slots)));
+        assert_eq!(same, 150);
+        assert_eq!(different, lcs_reference(&long, &other));
+    }
+
+    #[test]
+    fn lcs_fits_one_word() {
+        let a: Vec<u32> = vec![1, 2, 3, 4, 5, 1, 2];
+        let b: Vec<u32> = vec![2, 9, 3, 5, 1, 1, 2];
+        let pattern = LcsPattern::new(&a);
+        assert_eq!(pattern.with_slots(|slots| pattern.lcs_len(&b, slots)), lcs_reference(&a, &b));
     }
 
     fn lcs_reference(a: &[u32], b: &[u32]) -> usize {
