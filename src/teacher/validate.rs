@@ -458,51 +458,136 @@ impl LcsPattern {
     }
 }
 
-/// Token sequences indexed by length, for the near-copy search.
+/// Token sequences with an inverted index over their rarest tokens, for the
+/// near-copy search (prefix filtering, as in set-similarity joins).
+///
+/// Each token occurrence is an element `(token, k)` (the k-th occurrence of
+/// the token), so LCS ≤ |X ∩ Y| over elements. F1 > t needs an overlap of
+/// at least `o = ⌊t(m + n)/2⌋ + 1`, and two sets sharing o elements share
+/// one among their first `len - o + 1` elements in any fixed order. Ordering
+/// elements rarest first makes those prefixes short and their posting lists
+/// small, so only a few pairs reach the exact LCS.
 #[derive(Debug, Default)]
-struct LengthIndex {
+struct PrefixIndex {
     questions: Vec<Vec<u32>>,
-    /// `by_len[n]` lists the indices into `questions` with n tokens.
-    by_len: Vec<Vec<usize>>,
+    /// Element key (see `element_key`) -> indices of the questions with the
+    /// element in their prefix.
+    postings: HashMap<u64, Vec<usize>>,
 }
 
-impl LengthIndex {
-    fn insert(&mut self, tokens: Vec<u32>) {
-        let len = tokens.len();
-        if self.by_len.len() <= len {
-            self.by_len.resize_with(len + 1, Vec::new);
+/// Token order for prefixes: document frequency in the questions known when
+/// the validator was built (tokens first seen later count as 0), then token
+/// id. It never changes afterwards, which the prefix filter relies on.
+#[derive(Debug, Default)]
+struct TokenRanks {
+    frequency: Vec<u32>,
+}
+
+impl TokenRanks {
+    fn from_questions(questions: &[Vec<u32>]) -> Self {
+        let mut frequency: Vec<u32> = Vec::new();
+        for tokens in questions {
+            let mut distinct = tokens.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            for token in distinct {
+                let index = token as usize;
+                if frequency.len() <= index {
+                    frequency.resize(index + 1, 0);
+                }
+                frequency[index] += 1;
+            }
         }
-        self.by_len[len].push(self.questions.len());
+        Self { frequency }
+    }
+
+    /// The first `len` elements of `tokens` in rank order, as element keys.
+    fn prefix(&self, tokens: &[u32], len: usize) -> Vec<u64> {
+        let mut seen: HashMap<u32, u32> = HashMap::new();
+        let mut elements: Vec<(u32, u32, u32)> = tokens
+            .iter()
+            .map(|&token| {
+                let occurrence = seen.entry(token).or_insert(0);
+                *occurrence += 1;
+                let frequency = self.frequency.get(token as usize).copied().unwrap_or(0);
+                (frequency, token, *occurrence)
+            })
+            .collect();
+        elements.sort_unstable();
+        elements
+            .into_iter()
+            .take(len)
+            .map(|(_, token, occurrence)| element_key(token, occurrence))
+            .collect()
+    }
+}
+
+fn element_key(token: u32, occurrence: u32) -> u64 {
+    (u64::from(token) << 32) | u64::from(occurrence)
+}
+
+/// Shortest partner length that can reach F1 > `threshold` with a question
+/// of `len` tokens: 2·n' > t(len + n') gives n' > t·len/(2 - t). Rounded
+/// down, which only widens the search.
+fn shortest_partner(len: usize, threshold: f64) -> usize {
+    let bound = threshold * len as f64 / (2.0 - threshold) - 1e-9;
+    (bound.max(0.0).floor() as usize + 1).max(1)
+}
+
+/// Prefix length for a question of `len` tokens: `len - o + 1` with `o` the
+/// overlap needed against its shortest possible partner.
+fn prefix_len(len: usize, threshold: f64) -> usize {
+    let partner = shortest_partner(len, threshold);
+    let overlap = (threshold * (len + partner) as f64 / 2.0 - 1e-9).max(0.0).floor() as usize + 1;
+    (len + 1).saturating_sub(overlap)
+}
+
+impl PrefixIndex {
+    fn insert(&mut self, tokens: Vec<u32>, ranks: &TokenRanks, threshold: f64) {
+        let index = self.questions.len();
+        for key in ranks.prefix(&tokens, prefix_len(tokens.len(), threshold)) {
+            self.postings.entry(key).or_default().push(index);
+        }
         self.questions.push(tokens);
     }
 
-    /// Indices (ascending within each length) of the questions, among those
-    /// `keep` accepts, whose ROUGE-L F1 with `tokens` is above `threshold`.
-    /// Only lengths that can reach the threshold are visited: LCS ≤ min(m, n),
-    /// so F1 ≤ 2·min(m, n)/(m + n). `first_only` stops at the first match.
+    /// Indices of the questions, among those `keep` accepts, whose ROUGE-L
+    /// F1 with `tokens` is above `threshold`, in ascending order.
+    /// `first_only` stops at the first match.
     fn near_copies(
         &self,
         tokens: &[u32],
+        ranks: &TokenRanks,
         threshold: f64,
         keep: impl Fn(usize) -> bool,
         first_only: bool,
     ) -> Vec<usize> {
         let m = tokens.len();
-        let reachable = |n: usize| 2.0 * m.min(n) as f64 > threshold * (m + n) as f64;
+        let mut candidates: Vec<usize> = ranks
+            .prefix(tokens, prefix_len(m, threshold))
+            .iter()
+            .filter_map(|key| self.postings.get(key))
+            .flatten()
+            .copied()
+            .filter(|&index| keep(index))
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
         let pattern = LcsPattern::new(tokens);
         pattern.with_slots(|slots| {
             let mut found = Vec::new();
-            for n in (1..self.by_len.len()).filter(|&n| reachable(n)) {
-                for &index in &self.by_len[n] {
-                    if !keep(index) {
-                        continue;
-                    }
-                    let lcs = pattern.lcs_len(&self.questions[index], slots);
-                    if 2.0 * lcs as f64 > threshold * (m + n) as f64 {
-                        found.push(index);
-                        if first_only {
-                            return found;
-                        }
+            for index in candidates {
+                let other = &self.questions[index];
+                let n = other.len();
+                // LCS ≤ min(m, n), so F1 ≤ 2·min(m, n)/(m + n).
+                if 2.0 * m.min(n) as f64 <= threshold * (m + n) as f64 {
+                    continue;
+                }
+                let lcs = pattern.lcs_len(other, slots);
+                if 2.0 * lcs as f64 > threshold * (m + n) as f64 {
+                    found.push(index);
+                    if first_only {
+                        break;
                     }
                 }
             }
@@ -512,11 +597,12 @@ impl LengthIndex {
 }
 
 /// The near-copy check for one run: every question admitted so far (seed
-/// and generated), indexed by token count.
+/// and generated).
 pub struct Validator {
     threshold: f64,
     vocabulary: Vocabulary,
-    known: LengthIndex,
+    ranks: TokenRanks,
+    known: PrefixIndex,
 }
 
 impl Validator {
@@ -529,13 +615,19 @@ impl Validator {
         S: AsRef<str>,
     {
         let mut vocabulary = Vocabulary::default();
-        let mut known = LengthIndex::default();
-        for question in existing {
-            known.insert(vocabulary.intern(question.as_ref()));
+        let tokenized: Vec<Vec<u32>> = existing
+            .into_iter()
+            .map(|question| vocabulary.intern(question.as_ref()))
+            .collect();
+        let ranks = TokenRanks::from_questions(&tokenized);
+        let mut known = PrefixIndex::default();
+        for tokens in tokenized {
+            known.insert(tokens, &ranks, threshold);
         }
         Self {
             threshold,
             vocabulary,
+            ranks,
             known,
         }
     }
@@ -556,10 +648,11 @@ impl Validator {
         if tokens.is_empty() {
             return Err(RejectReason::MissingQuestion);
         }
-        if !self.known.near_copies(&tokens, self.threshold, |_| true, true).is_empty() {
+        let near = self.known.near_copies(&tokens, &self.ranks, self.threshold, |_| true, true);
+        if !near.is_empty() {
             return Err(RejectReason::NearCopy);
         }
-        self.known.insert(tokens);
+        self.known.insert(tokens, &self.ranks, self.threshold);
         Ok(())
     }
 
@@ -569,12 +662,14 @@ impl Validator {
     /// questions of the batch, then a sequential pass admits a question
     /// unless one of its near copies earlier in the batch was admitted.
     pub fn admit_all<S: AsRef<str>>(&mut self, questions: &[S]) -> Vec<Result<(), RejectReason>> {
-        let mut batch = LengthIndex::default();
-        for question in questions {
-            batch.insert(self.vocabulary.intern(question.as_ref()));
-        }
         let threshold = self.threshold;
+        let mut batch = PrefixIndex::default();
+        for question in questions {
+            let tokens = self.vocabulary.intern(question.as_ref());
+            batch.insert(tokens, &self.ranks, threshold);
+        }
         let known = &self.known;
+        let ranks = &self.ranks;
         let batch_ref = &batch;
         let verdicts: Vec<Result<Vec<usize>, RejectReason>> = batch
             .questions
@@ -584,10 +679,10 @@ impl Validator {
                 if tokens.is_empty() {
                     return Err(RejectReason::MissingQuestion);
                 }
-                if !known.near_copies(tokens, threshold, |_| true, true).is_empty() {
+                if !known.near_copies(tokens, ranks, threshold, |_| true, true).is_empty() {
                     return Err(RejectReason::NearCopy);
                 }
-                Ok(batch_ref.near_copies(tokens, threshold, |earlier| earlier < position, false))
+                Ok(batch_ref.near_copies(tokens, ranks, threshold, |earlier| earlier < position, false))
             })
             .collect();
 
@@ -606,7 +701,7 @@ impl Validator {
         }
         for (tokens, admitted) in batch.questions.into_iter().zip(admitted) {
             if admitted {
-                self.known.insert(tokens);
+                self.known.insert(tokens, &self.ranks, threshold);
             }
         }
         results
@@ -715,6 +810,52 @@ mod tests {
             Err(RejectReason::NearCopy)
         );
         assert_eq!(validator.len(), 2);
+    }
+
+    #[test]
+    fn prefix_filter_finds_every_near_copy() {
+        // Random small-vocabulary texts, many of them near each other, checked
+        // against an all-pairs scan.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let words = ["a", "b", "c", "d", "e", "f", "g", "h"];
+        let base: Vec<String> = (0..40)
+            .map(|_| {
+                let len = rng.random_range(1..30);
+                (0..len).map(|_| words[rng.random_range(0..words.len())]).collect::<Vec<_>>().join(" ")
+            })
+            .collect();
+        let mut texts = base.clone();
+        for text in &base {
+            let mut tokens: Vec<&str> = text.split(' ').collect();
+            let edit = rng.random_range(0..tokens.len());
+            if rng.random_bool(0.5) {
+                tokens.remove(edit);
+            } else {
+                tokens.insert(edit, "z");
+            }
+            texts.push(tokens.join(" "));
+        }
+        for threshold in [0.5, 0.8, 0.9, 0.95] {
+            let mut validator = Validator::new(threshold, &texts[..20]);
+            let mut admitted: Vec<&str> = texts[..20].iter().map(String::as_str).collect();
+            for text in &texts[20..] {
+                let brute = admitted
+                    .iter()
+                    .any(|known| rouge_l_f1(text, known) > threshold && !text.trim().is_empty());
+                let expected = if text.split(' ').all(str::is_empty) {
+                    Err(RejectReason::MissingQuestion)
+                } else if brute {
+                    Err(RejectReason::NearCopy)
+                } else {
+                    Ok(())
+                };
+                assert_eq!(validator.admit(text), expected, "{text} at {threshold}");
+                if expected.is_ok() {
+                    admitted.push(text);
+                }
+            }
+        }
     }
 
     #[test]
