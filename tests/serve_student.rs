@@ -12,15 +12,18 @@ use std::time::Duration;
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::{
-    ChatCompletionRequestMessage, ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequest,
-    CreateChatCompletionRequestArgs, CreateChatCompletionResponse, FinishReason,
+    ChatCompletionRequestMessage, ChatCompletionRequestUserMessageArgs,
+    CreateChatCompletionRequest, CreateChatCompletionRequestArgs, CreateChatCompletionResponse,
+    FinishReason,
 };
 
 const MAX_TOKENS: u32 = 12;
 const QUESTION: &str = "What is 2 + 3?";
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tiny-llama")
+        .join(name)
 }
 
 /// A running `llm2llm serve`; killed when dropped if the test did not stop it.
@@ -44,7 +47,11 @@ impl ServeProcess {
             .spawn()
             .expect("the binary starts");
         let stdout = child.stdout.take().expect("stdout is piped");
-        let mut server = Self { child, base_url: String::new(), stderr };
+        let mut server = Self {
+            child,
+            base_url: String::new(),
+            stderr,
+        };
         server.base_url = server.read_base_url(stdout);
         server
     }
@@ -58,19 +65,29 @@ impl ServeProcess {
         });
         match receiver.recv_timeout(Duration::from_secs(120)) {
             Ok(line) if line.starts_with("http://127.0.0.1:") => line.trim_end().to_string(),
-            Ok(line) => panic!("unexpected first stdout line {line:?}; log:\n{}", self.log()),
+            Ok(line) => panic!(
+                "unexpected first stdout line {line:?}; log:\n{}",
+                self.log()
+            ),
             Err(_) => panic!("no address on stdout within 120 s; log:\n{}", self.log()),
         }
     }
 
     fn log(&self) -> String {
         let mut text = String::new();
-        let _ = self.stderr.reopen().and_then(|mut file| file.read_to_string(&mut text));
+        let _ = self
+            .stderr
+            .reopen()
+            .and_then(|mut file| file.read_to_string(&mut text));
         text
     }
 
     fn client(&self) -> Client<OpenAIConfig> {
-        Client::with_config(OpenAIConfig::new().with_api_base(&self.base_url).with_api_key("unused"))
+        Client::with_config(
+            OpenAIConfig::new()
+                .with_api_base(&self.base_url)
+                .with_api_key("unused"),
+        )
     }
 }
 
@@ -85,7 +102,10 @@ fn chat_request(model: &str) -> CreateChatCompletionRequest {
     CreateChatCompletionRequestArgs::default()
         .model(model)
         .messages([ChatCompletionRequestMessage::from(
-            ChatCompletionRequestUserMessageArgs::default().content(QUESTION).build().expect("valid"),
+            ChatCompletionRequestUserMessageArgs::default()
+                .content(QUESTION)
+                .build()
+                .expect("valid"),
         )])
         .max_tokens(MAX_TOKENS)
         .build()
@@ -110,7 +130,6 @@ fn expected_prompt_tokens() -> u32 {
 }
 
 #[tokio::test]
-#[ignore = "needs the student engine (Student::load and generate), still todo!() on this branch"]
 async fn fixture_model_serves_well_formed_completion() {
     let server = ServeProcess::start(&[]);
     let response = complete(&server).await;
@@ -119,12 +138,18 @@ async fn fixture_model_serves_well_formed_completion() {
     assert_eq!(response.model, "model");
     assert_eq!(response.choices.len(), 1);
     let choice = &response.choices[0];
-    assert!(choice.message.content.is_some(), "no content in {response:?}");
+    assert!(
+        choice.message.content.is_some(),
+        "no content in {response:?}"
+    );
     let usage = response.usage.clone().expect("usage is reported");
     assert_eq!(usage.prompt_tokens, expected_prompt_tokens());
     assert!(usage.completion_tokens >= 1, "{usage:?}");
     assert!(usage.completion_tokens <= MAX_TOKENS, "{usage:?}");
-    assert_eq!(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+    assert_eq!(
+        usage.total_tokens,
+        usage.prompt_tokens + usage.completion_tokens
+    );
     match choice.finish_reason {
         Some(FinishReason::Length) => assert_eq!(usage.completion_tokens, MAX_TOKENS),
         Some(FinishReason::Stop) => {}
@@ -133,18 +158,19 @@ async fn fixture_model_serves_well_formed_completion() {
 }
 
 #[tokio::test]
-#[ignore = "needs the student engine (Student::load and generate), still todo!() on this branch"]
 async fn greedy_output_repeats_across_calls() {
     let server = ServeProcess::start(&[]);
     let first = complete(&server).await;
     let second = complete(&server).await;
 
-    assert_eq!(first.choices[0].message.content, second.choices[0].message.content);
+    assert_eq!(
+        first.choices[0].message.content,
+        second.choices[0].message.content
+    );
     assert_eq!(first.usage, second.usage);
 }
 
 #[tokio::test]
-#[ignore = "needs the student engine (Student::load and load_adapter), still todo!() on this branch"]
 async fn adapter_changes_output() {
     let base = ServeProcess::start(&[]);
     let adapter_path = fixture("adapter");
@@ -155,11 +181,13 @@ async fn adapter_changes_output() {
 
     // The fixture adapter has non-zero B on every projection, so greedy
     // decoding over a dozen tokens diverges from the base model's.
-    assert_ne!(base_response.choices[0].message.content, tuned_response.choices[0].message.content);
+    assert_ne!(
+        base_response.choices[0].message.content,
+        tuned_response.choices[0].message.content
+    );
 }
 
 #[tokio::test]
-#[ignore = "needs the student engine (Student::load), still todo!() on this branch"]
 async fn ctrl_c_stops_server_cleanly() {
     let mut server = ServeProcess::start(&[]);
     complete(&server).await;
@@ -177,6 +205,7 @@ async fn ctrl_c_stops_server_cleanly() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let exit = exit.unwrap_or_else(|| panic!("still running 10 s after SIGINT; log:\n{}", server.log()));
+    let exit =
+        exit.unwrap_or_else(|| panic!("still running 10 s after SIGINT; log:\n{}", server.log()));
     assert!(exit.success(), "exit {exit:?}; log:\n{}", server.log());
 }
