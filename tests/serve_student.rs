@@ -37,10 +37,14 @@ impl ServeProcess {
     /// Starts the server on a free loopback port and waits for the base URL
     /// it prints as its first stdout line.
     fn start(extra_args: &[&str]) -> Self {
+        Self::start_model(&fixture("model"), extra_args)
+    }
+
+    fn start_model(model_dir: &Path, extra_args: &[&str]) -> Self {
         let stderr = tempfile::NamedTempFile::new().expect("a temp file for the server's log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_llm2llm"))
             .args(["serve", "--host", "127.0.0.1", "--port", "0", "--model"])
-            .arg(fixture("model"))
+            .arg(model_dir)
             .args(extra_args)
             .stdout(Stdio::piped())
             .stderr(stderr.reopen().expect("the log file reopens"))
@@ -98,12 +102,12 @@ impl Drop for ServeProcess {
     }
 }
 
-fn chat_request(model: &str) -> CreateChatCompletionRequest {
+fn chat_request(model: &str, question: &str) -> CreateChatCompletionRequest {
     CreateChatCompletionRequestArgs::default()
         .model(model)
         .messages([ChatCompletionRequestMessage::from(
             ChatCompletionRequestUserMessageArgs::default()
-                .content(QUESTION)
+                .content(question)
                 .build()
                 .expect("valid"),
         )])
@@ -113,18 +117,29 @@ fn chat_request(model: &str) -> CreateChatCompletionRequest {
 }
 
 async fn complete(server: &ServeProcess) -> CreateChatCompletionResponse {
-    match server.client().chat().create(chat_request("model")).await {
+    complete_question(server, "model", QUESTION).await
+}
+
+async fn complete_question(
+    server: &ServeProcess,
+    model: &str,
+    question: &str,
+) -> CreateChatCompletionResponse {
+    match server
+        .client()
+        .chat()
+        .create(chat_request(model, question))
+        .await
+    {
         Ok(response) => response,
         Err(err) => panic!("the chat completion failed: {err}; log:\n{}", server.log()),
     }
 }
 
-/// Tokens of the fallback-format prompt for `QUESTION`, bos included, as
-/// the fixture's tokenizer encodes it.
-fn expected_prompt_tokens() -> u32 {
+/// Tokens of `prompt` with bos, as the fixture's tokenizer encodes it.
+fn token_count(prompt: &str) -> u32 {
     let tokenizer = tokenizers::Tokenizer::from_file(fixture("model").join("tokenizer.json"))
         .expect("the fixture tokenizer loads");
-    let prompt = format!("User: {QUESTION}\n\nAssistant:");
     let encoding = tokenizer.encode(prompt, true).expect("the prompt encodes");
     u32::try_from(encoding.len()).expect("a short prompt")
 }
@@ -143,7 +158,10 @@ async fn fixture_model_serves_well_formed_completion() {
         "no content in {response:?}"
     );
     let usage = response.usage.clone().expect("usage is reported");
-    assert_eq!(usage.prompt_tokens, expected_prompt_tokens());
+    assert_eq!(
+        usage.prompt_tokens,
+        token_count(&format!("User: {QUESTION}\n\nAssistant:"))
+    );
     assert!(usage.completion_tokens >= 1, "{usage:?}");
     assert!(usage.completion_tokens <= MAX_TOKENS, "{usage:?}");
     assert_eq!(
@@ -208,4 +226,77 @@ async fn ctrl_c_stops_server_cleanly() {
     let exit =
         exit.unwrap_or_else(|| panic!("still running 10 s after SIGINT; log:\n{}", server.log()));
     assert!(exit.success(), "exit {exit:?}; log:\n{}", server.log());
+}
+
+#[tokio::test]
+async fn concurrent_requests_match_sequential_ones() {
+    let server = ServeProcess::start(&[]);
+    let questions = [
+        "What is 2 + 3?",
+        "Tom has 7 apples and eats 2. How many are left?",
+        "Hi",
+    ];
+    let mut sequential = Vec::new();
+    for question in questions {
+        let response = complete_question(&server, "model", question).await;
+        sequential.push(response.choices[0].message.content.clone());
+    }
+
+    // Sent together, the requests may share one padded batch; greedy output
+    // must not depend on what a prompt was batched with.
+    let concurrent = futures::future::join_all(
+        questions
+            .iter()
+            .map(|question| complete_question(&server, "model", question)),
+    )
+    .await;
+    for (index, response) in concurrent.iter().enumerate() {
+        assert_eq!(
+            response.choices[0].message.content, sequential[index],
+            "question {index}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn checkpoint_template_prompt_has_one_bos() {
+    let checkpoint = tempfile::tempdir().expect("a temp dir");
+    for entry in std::fs::read_dir(fixture("model")).expect("the fixture model exists") {
+        let entry = entry.expect("a readable fixture entry");
+        std::fs::copy(entry.path(), checkpoint.path().join(entry.file_name()))
+            .expect("the fixture file copies");
+    }
+    write_llama2_template(checkpoint.path());
+    let server = ServeProcess::start_model(checkpoint.path(), &["--model-name", "tiny-chat"]);
+    let response = complete_question(&server, "tiny-chat", QUESTION).await;
+
+    // The template writes `<s>` and the tokenizer prepends bos too; the
+    // server drops the template's copy, so the count matches one bos.
+    let usage = response.usage.expect("usage is reported");
+    assert_eq!(
+        usage.prompt_tokens,
+        token_count(&format!("[INST] {QUESTION} [/INST]"))
+    );
+    assert_eq!(response.model, "tiny-chat");
+}
+
+/// Adds a LLaMA-2-style chat template, written for these tests, to the
+/// `tokenizer_config.json` in `dir`.
+fn write_llama2_template(dir: &Path) {
+    let template = concat!(
+        "{% for message in messages %}",
+        "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}",
+        "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}",
+        "{% endif %}",
+        "{% if message['role'] == 'user' %}",
+        "{{ bos_token + '[INST] ' + message['content'].strip() + ' [/INST]' }}",
+        "{% else %}{{ ' ' + message['content'].strip() + ' ' + eos_token }}{% endif %}",
+        "{% endfor %}",
+    );
+    let path = dir.join("tokenizer_config.json");
+    let text = std::fs::read_to_string(&path).expect("the fixture has a tokenizer_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&text).expect("the fixture's tokenizer_config.json is JSON");
+    config["chat_template"] = serde_json::json!(template);
+    std::fs::write(&path, config.to_string()).expect("the temp tokenizer_config.json is writable");
 }
