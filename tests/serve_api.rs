@@ -1,7 +1,7 @@
-//! The HTTP surface of `llm2llm serve` against a fake back end: each test
-//! starts the real router on 127.0.0.1 and calls it with reqwest (to see raw
-//! status codes and error bodies) or async-openai (to check that an OpenAI
-//! client parses what it gets).
+//! The HTTP surface of `llm2llm serve` against a fake back end. Each test
+//! starts the real router on 127.0.0.1. It calls it with reqwest to check raw
+//! status codes and error bodies, or with async-openai to check that an
+//! OpenAI client parses the responses.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 const MODEL_ID: &str = "tiny-test";
 
-/// A back end that answers without a model: the completion is
+/// A back end that generates without a model: the completion is
 /// `reply-<prompt length>`, one token per character, and it stops for
 /// "length" when `max_new_tokens` is below that. Every call is recorded.
 #[derive(Default)]
@@ -76,7 +76,7 @@ impl ChatBackend for FakeBackend {
         Ok(generations)
     }
 
-    /// One token per whitespace-separated word, plus bos.
+    /// Counts one token per whitespace-separated word, plus bos.
     fn count_tokens(&self, prompt: &str) -> anyhow::Result<usize> {
         Ok(prompt.split_whitespace().count() + 1)
     }
@@ -106,8 +106,16 @@ impl TestServer {
     }
 
     async fn start_with_template(backend: FakeBackend, template: ChatTemplate) -> Self {
+        Self::start_with(backend, template, 16).await
+    }
+
+    async fn start_with(
+        backend: FakeBackend,
+        template: ChatTemplate,
+        queue_capacity: usize,
+    ) -> Self {
         let backend = Arc::new(backend);
-        let batcher = Batcher::spawn(backend.clone(), 8, 16);
+        let batcher = Batcher::spawn(backend.clone(), 8, queue_capacity);
         let state = Arc::new(AppState {
             model_id: MODEL_ID.to_string(),
             template,
@@ -553,6 +561,44 @@ async fn queued_requests_share_one_batch() {
         .map(|(prompts, _)| prompts.len())
         .collect();
     assert_eq!(batch_sizes, vec![1, 3]);
+}
+
+#[tokio::test]
+async fn full_queue_returns_503() {
+    let (open_gate, gate) = mpsc::channel();
+    let backend = FakeBackend {
+        gate: Some(Mutex::new(gate)),
+        ..FakeBackend::default()
+    };
+    let server = Arc::new(TestServer::start_with(backend, ChatTemplate::fallback(true), 1).await);
+
+    // One request inside `generate` and one in the single queue slot leave
+    // no room for a third.
+    let first = tokio::spawn({
+        let server = Arc::clone(&server);
+        async move { server.post_chat(user_chat("first")).await }
+    });
+    wait_until(|| server.backend.started.load(Ordering::SeqCst) == 1).await;
+    let second = tokio::spawn({
+        let server = Arc::clone(&server);
+        async move { server.post_chat(user_chat("second")).await }
+    });
+    wait_until(|| server.batcher.pending() == 1).await;
+    let (status, response) = server.post_chat(user_chat("third")).await;
+    open_gate
+        .send(())
+        .expect("the fake back end waits on the gate");
+    open_gate
+        .send(())
+        .expect("the fake back end waits on the gate");
+
+    assert_eq!(status, 503);
+    let (kind, _, _) = error_fields(&response);
+    assert_eq!(kind, "server_error");
+    let (first_status, _) = first.await.expect("the request task finishes");
+    assert_eq!(first_status, 200);
+    let (second_status, _) = second.await.expect("the request task finishes");
+    assert_eq!(second_status, 200);
 }
 
 #[tokio::test]

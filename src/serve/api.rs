@@ -39,8 +39,9 @@ pub struct AppState {
     pub started_at: u64,
 }
 
-/// The routes: `/v1/models`, `/v1/models/{id}`, `/v1/chat/completions`
-/// and `/health`; anything else gets a 404 or 405 in OpenAI's error shape.
+/// Builds the routes `/v1/models`, `/v1/models/{id}`, `/v1/chat/completions`
+/// and `/health`. Any other path or method gets a 404 or 405 in OpenAI's
+/// error shape.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/models", get(list_models))
@@ -261,7 +262,7 @@ pub struct ContentPart {
 /// Most stop strings per request, as OpenAI allows.
 const MAX_STOP_STRINGS: usize = 4;
 
-/// The messages of a request in the template's terms.
+/// Converts request messages to template messages, validating roles and content.
 fn chat_messages(messages: Vec<RequestMessage>) -> Result<Vec<ChatMessage>, ApiError> {
     if messages.is_empty() {
         return Err(ApiError {
@@ -471,8 +472,8 @@ struct Usage {
 
 static COMPLETION_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A completion id unique within this process and unlikely to repeat across
-/// restarts: the start time and a counter.
+/// Builds a completion id from the server's start time and a counter, so it
+/// is unique within this process and unlikely to repeat across restarts.
 fn completion_id(started_at: u64) -> String {
     let sequence = COMPLETION_COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("chatcmpl-{started_at:x}{sequence:08x}")
@@ -533,15 +534,17 @@ async fn chat_completions(
             }
         })?;
 
-    // The student says "eos" or "stop" for a natural end; OpenAI says "stop".
+    // The student reports "eos" or "stop" for a natural end, which OpenAI calls "stop".
     let finish_reason = if generation.finish_reason == "length" {
         "length"
     } else {
         "stop"
     };
     let completion_tokens = generation.token_ids.len();
+    let id = completion_id(state.started_at);
+    tracing::debug!(%id, prompt_tokens, completion_tokens, finish_reason, "chat completion done");
     Ok(Json(ChatCompletion {
-        id: completion_id(state.started_at),
+        id,
         object: "chat.completion",
         created: unix_now(),
         model: state.model_id.clone(),

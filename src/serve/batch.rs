@@ -2,8 +2,8 @@
 //!
 //! Generation is CPU-bound and the student decodes a batch of prompts for
 //! little more than the cost of one, so one worker task owns the back end.
-//! Requests queue on a channel; each time the worker is free it takes every
-//! queued request, groups those with the same settings, and runs one
+//! Requests queue on a channel. Each time the worker is free, it takes every
+//! queued request and groups those with the same settings. It then runs one
 //! `generate` call per group on tokio's blocking pool. Requests that arrive
 //! during a call wait for the next round.
 
@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::student::{GenerateConfig, Generation, Student};
 
-/// What the server needs from a model. The student implements it; tests use
+/// Model interface of the server. The student implements it, and tests use
 /// a fake so the HTTP layer is tested without weights.
 pub trait ChatBackend: Send + Sync + 'static {
     /// Greedy generation, one result per prompt in order. Blocks the thread.
@@ -89,7 +89,7 @@ pub struct GenerateSettings {
     pub stop: Vec<String>,
 }
 
-/// Why a queued request got no generation.
+/// Failure of a queued request to get a generation.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
     #[error("the server is overloaded: {0} requests are already waiting; retry later")]
@@ -115,8 +115,8 @@ pub struct Batcher {
 
 impl Batcher {
     /// Starts the worker on the current tokio runtime. It decodes at most
-    /// `batch_size` prompts at once and holds at most `queue_capacity`
-    /// waiting requests; it stops when the last `Batcher` clone is dropped.
+    /// `batch_size` prompts at once and queues at most `queue_capacity`
+    /// waiting requests. It stops when the last `Batcher` clone is dropped.
     pub fn spawn(backend: Arc<dyn ChatBackend>, batch_size: usize, queue_capacity: usize) -> Self {
         let (queue, receiver) = mpsc::channel(queue_capacity);
         tokio::spawn(run_worker(backend, batch_size, receiver));

@@ -214,7 +214,7 @@ async fn load_student(args: &ServeArgs) -> anyhow::Result<Student> {
 }
 
 /// Prints the API base URL as the first line on stdout, where scripts and
-/// tests wait for it, and flushes so a pipe sees it at once.
+/// tests wait for it, and flushes so that a reader on a pipe gets it at once.
 async fn announce(address: SocketAddr) -> anyhow::Result<()> {
     let mut stdout = tokio::io::stdout();
     stdout
@@ -227,8 +227,8 @@ async fn announce(address: SocketAddr) -> anyhow::Result<()> {
         .context("failed to write the address to stdout")
 }
 
-/// The last component of `dir`, resolved first so that `.` and `model/`
-/// give the real folder name.
+/// Returns the last component of `dir`, resolved first so that `.` and
+/// `model/` give the real folder name.
 fn folder_name(dir: &Path) -> anyhow::Result<String> {
     let resolved = dir
         .canonicalize()
@@ -244,8 +244,8 @@ fn folder_name(dir: &Path) -> anyhow::Result<String> {
         })
 }
 
-/// Whether encoding adds tokens of its own (LLaMA's post-processor prepends
-/// bos). If so, a bos written by the chat template would be encoded twice.
+/// Checks whether encoding adds tokens of its own, as LLaMA's post-processor
+/// prepends bos. If so, a bos written by the chat template would be encoded twice.
 fn tokenizer_adds_prefix(tokenizer: &tokenizers::Tokenizer) -> bool {
     tokenizer
         .encode("", true)
@@ -253,7 +253,7 @@ fn tokenizer_adds_prefix(tokenizer: &tokenizers::Tokenizer) -> bool {
         .unwrap_or(false)
 }
 
-/// `max_position_embeddings` from the checkpoint's `config.json`, if present.
+/// Reads `max_position_embeddings` from the checkpoint's `config.json`, if present.
 fn read_context_length(model_dir: &Path) -> anyhow::Result<Option<usize>> {
     let path = model_dir.join("config.json");
     let text = std::fs::read_to_string(&path)

@@ -2,12 +2,12 @@
 //! string the student decodes from.
 //!
 //! A checkpoint that ships a chat template gets it applied as Hugging Face
-//! transformers applies it: the Jinja source from `chat_template.jinja` in the
-//! checkpoint directory, or else the `chat_template` field of
-//! `tokenizer_config.json`, rendered with `messages`, `bos_token`,
+//! transformers applies it. The Jinja source comes from `chat_template.jinja`
+//! in the checkpoint directory, or else from the `chat_template` field of
+//! `tokenizer_config.json`. It is rendered with `messages`, `bos_token`,
 //! `eos_token`, `add_generation_prompt = true` and a `raise_exception`
-//! function, with `trim_blocks` and `lstrip_blocks` on and Python string
-//! methods (`.strip()`, `.split()`, ...) through minijinja-contrib's pycompat.
+//! function, with `trim_blocks` and `lstrip_blocks` on. Python string methods
+//! (`.strip()`, `.split()`, ...) come from minijinja-contrib's pycompat.
 //!
 //! A checkpoint without a template gets the plain fallback format, one block
 //! per message and an open assistant turn at the end:
@@ -36,7 +36,7 @@ const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
 /// Stop string of the fallback format: the start of the next user turn.
 const FALLBACK_STOP: &str = "\nUser:";
 
-/// One chat message as the template sees it.
+/// One chat message as the template receives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChatMessage {
     /// `system`, `user` or `assistant`.
@@ -104,8 +104,8 @@ const TEMPLATE_NAME: &str = "chat";
 
 impl ChatTemplate {
     /// Reads the chat template of the checkpoint in `model_dir`, or picks the
-    /// fallback format when it has none. `tokenizer_adds_bos` says whether
-    /// encoding the prompt prepends bos by itself (LLaMA tokenizers do).
+    /// fallback format when it has none. Set `tokenizer_adds_bos` when
+    /// encoding the prompt prepends bos by itself, as LLaMA tokenizers do.
     pub fn load(model_dir: &Path, tokenizer_adds_bos: bool) -> Result<Self, TemplateLoadError> {
         let config_path = model_dir.join(TOKENIZER_CONFIG_FILE);
         let config = if config_path.is_file() {
@@ -191,7 +191,7 @@ impl ChatTemplate {
         })
     }
 
-    /// The plain fallback format, for checkpoints without a template.
+    /// Creates the plain fallback format, for checkpoints without a template.
     pub fn fallback(tokenizer_adds_bos: bool) -> Self {
         Self {
             kind: TemplateKind::Fallback,
@@ -199,7 +199,7 @@ impl ChatTemplate {
         }
     }
 
-    /// Where the Jinja template was read from; `None` for the fallback format.
+    /// Returns the file the Jinja template was read from, or `None` for the fallback format.
     pub fn source_path(&self) -> Option<&Path> {
         match &self.kind {
             TemplateKind::Jinja { source_path, .. } => Some(source_path),
@@ -267,9 +267,9 @@ fn render_fallback(messages: &[ChatMessage]) -> String {
     prompt
 }
 
-/// The template source from `tokenizer_config.json`'s `chat_template`, which
-/// is a string, or a list of `{name, template}` objects of which the one
-/// named `default` is used.
+/// Reads the template source from `tokenizer_config.json`'s `chat_template`.
+/// The field is a string, or a list of `{name, template}` objects of which
+/// the one named `default` is used.
 fn template_from_config(
     config: &serde_json::Value,
     config_path: &Path,
@@ -306,9 +306,9 @@ fn template_from_config(
     }
 }
 
-/// A special token's text: `tokenizer_config.json` writes it either as a
-/// string or as an added-token object with a `content` field. A missing
-/// token renders as the empty string, as transformers does.
+/// Reads a special token's text, which `tokenizer_config.json` writes either
+/// as a string or as an added-token object with a `content` field. A missing
+/// token renders as the empty string, as in transformers.
 fn special_token(
     config: &serde_json::Value,
     config_path: &Path,
