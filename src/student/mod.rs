@@ -19,6 +19,8 @@ pub mod config;
 pub mod generate;
 pub mod loader;
 pub mod lora;
+pub mod loss;
+pub mod matmul;
 pub mod model;
 pub mod tokenizer;
 pub mod train;
@@ -170,7 +172,7 @@ impl Student {
     /// `seed`, B zero), so training starts again from the base weights.
     pub fn init_adapter(&mut self, lora: &LoraConfig, seed: u64) -> anyhow::Result<()> {
         adapter::init(&mut self.model, lora, seed)?;
-        self.adapter = Some(lora.clone());
+        self.adapter = Some(adapter::canonical(lora)?);
         Ok(())
     }
 
