@@ -34,6 +34,11 @@ pub trait ChatBackend: Send + Sync + 'static {
 /// The student engine as a back end. Prompt tokens are counted with a second
 /// copy of the checkpoint's tokenizer, so that counting never waits for the
 /// lock that a running generation holds.
+///
+/// NOTE: the student stops only on config.json's one `eos_token_id`, and it
+/// decodes without special tokens, so a stop string cannot name one either.
+/// A chat checkpoint whose turns end with another special token (LLaMA-3's
+/// `<|eot_id|>`) therefore runs on to `max_tokens`.
 pub struct StudentBackend {
     // `Student` need not be `Sync`; the worker makes one call at a time, so
     // the lock is never contended.
