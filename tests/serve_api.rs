@@ -1,7 +1,7 @@
-//! The HTTP surface of `llm2llm serve` against a fake back end: each test
-//! starts the real router on 127.0.0.1 and calls it with reqwest (to see raw
-//! status codes and error bodies) or async-openai (to check that an OpenAI
-//! client parses what it gets).
+//! The HTTP surface of `llm2llm serve` against a fake back end. Each test
+//! starts the real router on 127.0.0.1. It calls it with reqwest to check raw
+//! status codes and error bodies, or with async-openai to check that an
+//! OpenAI client parses the responses.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::{
-    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessageArgs, ChatCompletionRequestUserMessageArgs,
-    CreateChatCompletionRequestArgs, FinishReason,
+    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessageArgs,
+    ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs, FinishReason,
 };
 use llm2llm::serve::{AppState, Batcher, ChatBackend, ChatTemplate, router};
 use llm2llm::student::{GenerateConfig, Generation};
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 const MODEL_ID: &str = "tiny-test";
 
-/// A back end that answers without a model: the completion is
+/// A back end that generates without a model: the completion is
 /// `reply-<prompt length>`, one token per character, and it stops for
 /// "length" when `max_new_tokens` is below that. Every call is recorded.
 #[derive(Default)]
@@ -41,12 +41,19 @@ impl FakeBackend {
 }
 
 impl ChatBackend for FakeBackend {
-    fn generate(&self, prompts: &[String], config: &GenerateConfig) -> anyhow::Result<Vec<Generation>> {
+    fn generate(
+        &self,
+        prompts: &[String],
+        config: &GenerateConfig,
+    ) -> anyhow::Result<Vec<Generation>> {
         self.started.fetch_add(1, Ordering::SeqCst);
         if let Some(gate) = &self.gate {
             gate.lock().expect("no test thread panicked").recv()?;
         }
-        self.calls.lock().expect("no test thread panicked").push((prompts.to_vec(), config.clone()));
+        self.calls
+            .lock()
+            .expect("no test thread panicked")
+            .push((prompts.to_vec(), config.clone()));
         if let Some(message) = &self.fail_with {
             anyhow::bail!("{message}");
         }
@@ -59,13 +66,17 @@ impl ChatBackend for FakeBackend {
                 } else {
                     (text, "eos")
                 };
-                Generation { token_ids: vec![7; text.len()], text, finish_reason: finish_reason.to_string() }
+                Generation {
+                    token_ids: vec![7; text.len()],
+                    text,
+                    finish_reason: finish_reason.to_string(),
+                }
             })
             .collect();
         Ok(generations)
     }
 
-    /// One token per whitespace-separated word, plus bos.
+    /// Counts one token per whitespace-separated word, plus bos.
     fn count_tokens(&self, prompt: &str) -> anyhow::Result<usize> {
         Ok(prompt.split_whitespace().count() + 1)
     }
@@ -95,8 +106,16 @@ impl TestServer {
     }
 
     async fn start_with_template(backend: FakeBackend, template: ChatTemplate) -> Self {
+        Self::start_with(backend, template, 16).await
+    }
+
+    async fn start_with(
+        backend: FakeBackend,
+        template: ChatTemplate,
+        queue_capacity: usize,
+    ) -> Self {
         let backend = Arc::new(backend);
-        let batcher = Batcher::spawn(backend.clone(), 8, 16);
+        let batcher = Batcher::spawn(backend.clone(), 8, queue_capacity);
         let state = Arc::new(AppState {
             model_id: MODEL_ID.to_string(),
             template,
@@ -105,12 +124,23 @@ impl TestServer {
             default_max_tokens: 32,
             started_at: 1_700_000_000,
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port on loopback");
-        let address = listener.local_addr().expect("a bound listener has an address");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port on loopback");
+        let address = listener
+            .local_addr()
+            .expect("a bound listener has an address");
         let task = tokio::spawn(async move {
-            axum::serve(listener, router(state)).await.expect("the test server runs");
+            axum::serve(listener, router(state))
+                .await
+                .expect("the test server runs");
         });
-        Self { base_url: format!("http://{address}/v1"), backend, batcher, task }
+        Self {
+            base_url: format!("http://{address}/v1"),
+            backend,
+            batcher,
+            task,
+        }
     }
 
     async fn post_chat(&self, body: Value) -> (u16, Value) {
@@ -126,7 +156,11 @@ impl TestServer {
     }
 
     fn openai(&self) -> Client<OpenAIConfig> {
-        Client::with_config(OpenAIConfig::new().with_api_base(&self.base_url).with_api_key("unused"))
+        Client::with_config(
+            OpenAIConfig::new()
+                .with_api_base(&self.base_url)
+                .with_api_key("unused"),
+        )
     }
 }
 
@@ -137,10 +171,19 @@ fn user_chat(content: &str) -> Value {
 /// Asserts `body` is an OpenAI error with this type, and returns its fields.
 fn error_fields(body: &Value) -> (&str, Option<&str>, Option<&str>) {
     let error = &body["error"];
-    let message = error["message"].as_str().unwrap_or_else(|| panic!("no error.message in {body}"));
+    let message = error["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.message in {body}"));
     assert!(!message.is_empty(), "empty error message in {body}");
-    assert!(error.get("type").is_some_and(Value::is_string), "no error.type in {body}");
-    (error["type"].as_str().unwrap_or_default(), error["param"].as_str(), error["code"].as_str())
+    assert!(
+        error.get("type").is_some_and(Value::is_string),
+        "no error.type in {body}"
+    );
+    (
+        error["type"].as_str().unwrap_or_default(),
+        error["param"].as_str(),
+        error["code"].as_str(),
+    )
 }
 
 #[tokio::test]
@@ -163,13 +206,26 @@ async fn completion_parses_in_async_openai() {
     let request = CreateChatCompletionRequestArgs::default()
         .model(MODEL_ID)
         .messages::<[ChatCompletionRequestMessage; 2]>([
-            ChatCompletionRequestSystemMessageArgs::default().content("Be brief.").build().expect("valid").into(),
-            ChatCompletionRequestUserMessageArgs::default().content("What is 2 + 3?").build().expect("valid").into(),
+            ChatCompletionRequestSystemMessageArgs::default()
+                .content("Be brief.")
+                .build()
+                .expect("valid")
+                .into(),
+            ChatCompletionRequestUserMessageArgs::default()
+                .content("What is 2 + 3?")
+                .build()
+                .expect("valid")
+                .into(),
         ])
         .temperature(0.7)
         .build()
         .expect("a valid request");
-    let response = server.openai().chat().create(request).await.expect("a completion");
+    let response = server
+        .openai()
+        .chat()
+        .create(request)
+        .await
+        .expect("a completion");
 
     let prompt = "System: Be brief.\n\nUser: What is 2 + 3?\n\nAssistant:";
     let expected_text = format!("reply-{}", prompt.len());
@@ -177,12 +233,18 @@ async fn completion_parses_in_async_openai() {
     assert_eq!(response.model, MODEL_ID);
     assert!(response.id.starts_with("chatcmpl-"), "id {}", response.id);
     assert_eq!(response.choices.len(), 1);
-    assert_eq!(response.choices[0].message.content.as_deref(), Some(expected_text.as_str()));
+    assert_eq!(
+        response.choices[0].message.content.as_deref(),
+        Some(expected_text.as_str())
+    );
     assert_eq!(response.choices[0].finish_reason, Some(FinishReason::Stop));
     let usage = response.usage.expect("usage is reported");
     assert_eq!(usage.prompt_tokens, 11);
     assert_eq!(usage.completion_tokens as usize, expected_text.len());
-    assert_eq!(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+    assert_eq!(
+        usage.total_tokens,
+        usage.prompt_tokens + usage.completion_tokens
+    );
     assert_eq!(server.backend.calls()[0].0, vec![prompt.to_string()]);
 }
 
@@ -197,7 +259,10 @@ async fn max_tokens_and_stop_reach_backend() {
     assert_eq!(status, 200, "{response}");
     let calls = server.backend.calls();
     assert_eq!(calls[0].1.max_new_tokens, 5);
-    assert_eq!(calls[0].1.stop, vec!["###".to_string(), "\n\n".to_string(), "\nUser:".to_string()]);
+    assert_eq!(
+        calls[0].1.stop,
+        vec!["###".to_string(), "\n\n".to_string(), "\nUser:".to_string()]
+    );
     assert_eq!(response["choices"][0]["finish_reason"], "length");
 }
 
@@ -237,7 +302,10 @@ async fn text_content_parts_are_joined() {
     let (status, response) = server.post_chat(body).await;
 
     assert_eq!(status, 200, "{response}");
-    assert_eq!(server.backend.calls()[0].0[0], "User: What is 2 + 3?\n\nAssistant:");
+    assert_eq!(
+        server.backend.calls()[0].0[0],
+        "User: What is 2 + 3?\n\nAssistant:"
+    );
 }
 
 #[tokio::test]
@@ -273,18 +341,30 @@ async fn rejection_reads_as_api_error_in_async_openai() {
     let request = CreateChatCompletionRequestArgs::default()
         .model(MODEL_ID)
         .messages([ChatCompletionRequestMessage::from(
-            ChatCompletionRequestUserMessageArgs::default().content("Hi").build().expect("valid"),
+            ChatCompletionRequestUserMessageArgs::default()
+                .content("Hi")
+                .build()
+                .expect("valid"),
         )])
         .n(3)
         .build()
         .expect("a valid request");
-    let err = server.openai().chat().create(request).await.expect_err("n = 3 is rejected");
+    let err = server
+        .openai()
+        .chat()
+        .create(request)
+        .await
+        .expect_err("n = 3 is rejected");
 
     let async_openai::error::OpenAIError::ApiError(api_error) = err else {
         panic!("expected an API error, got {err:?}");
     };
     assert_eq!(api_error.api_error.param.as_deref(), Some("n"));
-    assert!(api_error.api_error.message.contains("n = 1"), "{}", api_error.api_error.message);
+    assert!(
+        api_error.api_error.message.contains("n = 1"),
+        "{}",
+        api_error.api_error.message
+    );
 }
 
 #[tokio::test]
@@ -331,7 +411,9 @@ async fn missing_messages_field_returns_400() {
 #[tokio::test]
 async fn empty_messages_rejected() {
     let server = TestServer::start(FakeBackend::default()).await;
-    let (status, response) = server.post_chat(json!({"model": MODEL_ID, "messages": []})).await;
+    let (status, response) = server
+        .post_chat(json!({"model": MODEL_ID, "messages": []}))
+        .await;
 
     assert_eq!(status, 400);
     let (_, param, _) = error_fields(&response);
@@ -364,7 +446,9 @@ async fn too_many_stop_strings_rejected() {
 #[tokio::test]
 async fn unknown_route_returns_404_error() {
     let server = TestServer::start(FakeBackend::default()).await;
-    let response = reqwest::get(format!("{}/completions", server.base_url)).await.expect("the test server answers");
+    let response = reqwest::get(format!("{}/completions", server.base_url))
+        .await
+        .expect("the test server answers");
     let status = response.status().as_u16();
     let body: Value = response.json().await.expect("the body is JSON");
 
@@ -389,7 +473,10 @@ async fn wrong_method_returns_405_error() {
 
 #[tokio::test]
 async fn request_beyond_context_rejected() {
-    let backend = FakeBackend { context_length: Some(10), ..FakeBackend::default() };
+    let backend = FakeBackend {
+        context_length: Some(10),
+        ..FakeBackend::default()
+    };
     let server = TestServer::start(backend).await;
     let mut body = user_chat("one two three");
     body["max_tokens"] = json!(8);
@@ -403,7 +490,10 @@ async fn request_beyond_context_rejected() {
 #[tokio::test]
 async fn default_max_tokens_fits_context() {
     // The fallback prompt "User: one\n\nAssistant:" counts 3 words plus bos.
-    let backend = FakeBackend { context_length: Some(10), ..FakeBackend::default() };
+    let backend = FakeBackend {
+        context_length: Some(10),
+        ..FakeBackend::default()
+    };
     let server = TestServer::start(backend).await;
     let (status, response) = server.post_chat(user_chat("one")).await;
 
@@ -413,7 +503,10 @@ async fn default_max_tokens_fits_context() {
 
 #[tokio::test]
 async fn backend_failure_returns_500() {
-    let backend = FakeBackend { fail_with: Some("out of memory".to_string()), ..FakeBackend::default() };
+    let backend = FakeBackend {
+        fail_with: Some("out of memory".to_string()),
+        ..FakeBackend::default()
+    };
     let server = TestServer::start(backend).await;
     let (status, response) = server.post_chat(user_chat("Hi")).await;
 
@@ -427,7 +520,10 @@ async fn backend_failure_returns_500() {
 #[tokio::test]
 async fn queued_requests_share_one_batch() {
     let (open_gate, gate) = mpsc::channel();
-    let backend = FakeBackend { gate: Some(Mutex::new(gate)), ..FakeBackend::default() };
+    let backend = FakeBackend {
+        gate: Some(Mutex::new(gate)),
+        ..FakeBackend::default()
+    };
     let server = Arc::new(TestServer::start(backend).await);
 
     // The first request occupies the worker inside `generate`; three more
@@ -440,11 +536,17 @@ async fn queued_requests_share_one_batch() {
     let mut queued = Vec::new();
     for content in ["a", "b", "c"] {
         let server = Arc::clone(&server);
-        queued.push(tokio::spawn(async move { server.post_chat(user_chat(content)).await }));
+        queued.push(tokio::spawn(async move {
+            server.post_chat(user_chat(content)).await
+        }));
     }
     wait_until(|| server.batcher.pending() == 3).await;
-    open_gate.send(()).expect("the fake back end waits on the gate");
-    open_gate.send(()).expect("the fake back end waits on the gate");
+    open_gate
+        .send(())
+        .expect("the fake back end waits on the gate");
+    open_gate
+        .send(())
+        .expect("the fake back end waits on the gate");
 
     let (first_status, _) = first.await.expect("the request task finishes");
     assert_eq!(first_status, 200);
@@ -452,14 +554,60 @@ async fn queued_requests_share_one_batch() {
         let (status, body) = task.await.expect("the request task finishes");
         assert_eq!(status, 200, "{body}");
     }
-    let batch_sizes: Vec<usize> = server.backend.calls().iter().map(|(prompts, _)| prompts.len()).collect();
+    let batch_sizes: Vec<usize> = server
+        .backend
+        .calls()
+        .iter()
+        .map(|(prompts, _)| prompts.len())
+        .collect();
     assert_eq!(batch_sizes, vec![1, 3]);
+}
+
+#[tokio::test]
+async fn full_queue_returns_503() {
+    let (open_gate, gate) = mpsc::channel();
+    let backend = FakeBackend {
+        gate: Some(Mutex::new(gate)),
+        ..FakeBackend::default()
+    };
+    let server = Arc::new(TestServer::start_with(backend, ChatTemplate::fallback(true), 1).await);
+
+    // One request inside `generate` and one in the single queue slot leave
+    // no room for a third.
+    let first = tokio::spawn({
+        let server = Arc::clone(&server);
+        async move { server.post_chat(user_chat("first")).await }
+    });
+    wait_until(|| server.backend.started.load(Ordering::SeqCst) == 1).await;
+    let second = tokio::spawn({
+        let server = Arc::clone(&server);
+        async move { server.post_chat(user_chat("second")).await }
+    });
+    wait_until(|| server.batcher.pending() == 1).await;
+    let (status, response) = server.post_chat(user_chat("third")).await;
+    open_gate
+        .send(())
+        .expect("the fake back end waits on the gate");
+    open_gate
+        .send(())
+        .expect("the fake back end waits on the gate");
+
+    assert_eq!(status, 503);
+    let (kind, _, _) = error_fields(&response);
+    assert_eq!(kind, "server_error");
+    let (first_status, _) = first.await.expect("the request task finishes");
+    assert_eq!(first_status, 200);
+    let (second_status, _) = second.await.expect("the request task finishes");
+    assert_eq!(second_status, 200);
 }
 
 #[tokio::test]
 async fn different_settings_use_separate_batches() {
     let (open_gate, gate) = mpsc::channel();
-    let backend = FakeBackend { gate: Some(Mutex::new(gate)), ..FakeBackend::default() };
+    let backend = FakeBackend {
+        gate: Some(Mutex::new(gate)),
+        ..FakeBackend::default()
+    };
     let server = Arc::new(TestServer::start(backend).await);
 
     let first = tokio::spawn({
@@ -476,7 +624,9 @@ async fn different_settings_use_separate_batches() {
     }
     wait_until(|| server.batcher.pending() == 3).await;
     for _ in 0..3 {
-        open_gate.send(()).expect("the fake back end waits on the gate");
+        open_gate
+            .send(())
+            .expect("the fake back end waits on the gate");
     }
 
     first.await.expect("the request task finishes");
@@ -508,8 +658,15 @@ async fn checkpoint_chat_template_applied() {
 
     assert_eq!(status, 200, "{response}");
     let calls = server.backend.calls();
-    assert_eq!(calls[0].0[0], "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nWhat is 2 + 3? [/INST]");
-    assert!(calls[0].1.stop.is_empty(), "a template adds no stop strings: {:?}", calls[0].1.stop);
+    assert_eq!(
+        calls[0].0[0],
+        "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nWhat is 2 + 3? [/INST]"
+    );
+    assert!(
+        calls[0].1.stop.is_empty(),
+        "a template adds no stop strings: {:?}",
+        calls[0].1.stop
+    );
 }
 
 #[tokio::test]
@@ -570,8 +727,12 @@ fn write_llama2_template(dir: &Path) {
     );
     let path = dir.join("tokenizer_config.json");
     let text = std::fs::read_to_string(&path).expect("the fixture has a tokenizer_config.json");
-    let mut config: Value = serde_json::from_str(&text).expect("the fixture's tokenizer_config.json is JSON");
+    let mut config: Value =
+        serde_json::from_str(&text).expect("the fixture's tokenizer_config.json is JSON");
     config["chat_template"] = json!(template);
-    std::fs::write(&path, serde_json::to_string_pretty(&config).expect("JSON serializes"))
-        .expect("the temp tokenizer_config.json is writable");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&config).expect("JSON serializes"),
+    )
+    .expect("the temp tokenizer_config.json is writable");
 }

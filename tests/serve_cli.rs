@@ -18,7 +18,10 @@ fn missing_model_dir_names_path() {
 
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("/nonexistent/checkpoint"), "{stderr}");
-    assert!(output.stdout.is_empty(), "nothing on stdout before listening");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing on stdout before listening"
+    );
 }
 
 #[test]
@@ -26,12 +29,16 @@ fn broken_chat_template_names_file() {
     let checkpoint = tempfile::tempdir().expect("a temp dir");
     for entry in std::fs::read_dir(fixture_model()).expect("the fixture model exists") {
         let entry = entry.expect("a readable fixture entry");
-        std::fs::copy(entry.path(), checkpoint.path().join(entry.file_name())).expect("the fixture file copies");
+        std::fs::copy(entry.path(), checkpoint.path().join(entry.file_name()))
+            .expect("the fixture file copies");
     }
     let config_path = checkpoint.path().join("tokenizer_config.json");
-    let text = std::fs::read_to_string(&config_path).expect("the fixture has a tokenizer_config.json");
-    let mut config: serde_json::Value = serde_json::from_str(&text).expect("the fixture's config is JSON");
-    config["chat_template"] = serde_json::json!("{% for message in messages %}{{ message.content }");
+    let text =
+        std::fs::read_to_string(&config_path).expect("the fixture has a tokenizer_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&text).expect("the fixture's config is JSON");
+    config["chat_template"] =
+        serde_json::json!("{% for message in messages %}{{ message.content }");
     std::fs::write(&config_path, config.to_string()).expect("the temp config is writable");
 
     let output = Command::new(env!("CARGO_BIN_EXE_llm2llm"))

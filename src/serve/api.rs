@@ -39,8 +39,9 @@ pub struct AppState {
     pub started_at: u64,
 }
 
-/// The routes: `/v1/models`, `/v1/models/{id}`, `/v1/chat/completions`
-/// and `/health`; anything else gets a 404 or 405 in OpenAI's error shape.
+/// Builds the routes `/v1/models`, `/v1/models/{id}`, `/v1/chat/completions`
+/// and `/health`. Any other path or method gets a 404 or 405 in OpenAI's
+/// error shape.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/models", get(list_models))
@@ -77,11 +78,21 @@ impl ApiError {
     }
 
     fn unsupported(param: &'static str, message: impl Into<String>) -> Self {
-        Self { param: Some(param), code: Some("unsupported_value"), ..Self::invalid_request(message) }
+        Self {
+            param: Some(param),
+            code: Some("unsupported_value"),
+            ..Self::invalid_request(message)
+        }
     }
 
     fn server_error(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), kind: "server_error", param: None, code: None }
+        Self {
+            status,
+            message: message.into(),
+            kind: "server_error",
+            param: None,
+            code: None,
+        }
     }
 }
 
@@ -102,9 +113,9 @@ struct ErrorDetail<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::warn!(status = %self.status, message = %self.message, "request failed");
+            tracing::warn!(status = %self.status, error = %self.message, "request failed");
         } else {
-            tracing::debug!(status = %self.status, message = %self.message, "request rejected");
+            tracing::debug!(status = %self.status, error = %self.message, "request rejected");
         }
         let body = ErrorBody {
             error: ErrorDetail {
@@ -164,7 +175,10 @@ fn model_object(state: &AppState) -> ModelObject {
 }
 
 async fn list_models(State(state): State<Arc<AppState>>) -> Json<ModelList> {
-    Json(ModelList { object: "list", data: vec![model_object(&state)] })
+    Json(ModelList {
+        object: "list",
+        data: vec![model_object(&state)],
+    })
 }
 
 async fn retrieve_model(
@@ -248,7 +262,7 @@ pub struct ContentPart {
 /// Most stop strings per request, as OpenAI allows.
 const MAX_STOP_STRINGS: usize = 4;
 
-/// The messages of a request in the template's terms.
+/// Converts request messages to template messages, validating roles and content.
 fn chat_messages(messages: Vec<RequestMessage>) -> Result<Vec<ChatMessage>, ApiError> {
     if messages.is_empty() {
         return Err(ApiError {
@@ -282,7 +296,10 @@ fn chat_messages(messages: Vec<RequestMessage>) -> Result<Vec<ChatMessage>, ApiE
             Some(MessageContent::Text(text)) => text,
             Some(MessageContent::Parts(parts)) => text_of_parts(index, parts)?,
         };
-        chat.push(ChatMessage { role: role.to_string(), content });
+        chat.push(ChatMessage {
+            role: role.to_string(),
+            content,
+        });
     }
     Ok(chat)
 }
@@ -321,19 +338,29 @@ fn check_supported(request: &ChatCompletionRequest) -> Result<(), ApiError> {
             "streaming is not supported; send the request with `stream` false or absent",
         ));
     }
-    if let Some(n) = request.n {
-        if n != 1 {
-            return Err(ApiError::unsupported(
-                "n",
-                format!("`n` = {n} is not supported: greedy decoding gives one choice; use n = 1"),
-            ));
-        }
+    if let Some(n) = request.n
+        && n != 1
+    {
+        return Err(ApiError::unsupported(
+            "n",
+            format!("`n` = {n} is not supported: greedy decoding gives one choice; use n = 1"),
+        ));
     }
-    if request.tools.as_ref().is_some_and(|tools| !tools.is_empty()) {
-        return Err(ApiError::unsupported("tools", "tools are not supported by this server"));
+    if request
+        .tools
+        .as_ref()
+        .is_some_and(|tools| !tools.is_empty())
+    {
+        return Err(ApiError::unsupported(
+            "tools",
+            "tools are not supported by this server",
+        ));
     }
     if request.logprobs == Some(true) {
-        return Err(ApiError::unsupported("logprobs", "`logprobs` is not supported by this server"));
+        return Err(ApiError::unsupported(
+            "logprobs",
+            "`logprobs` is not supported by this server",
+        ));
     }
     if request.temperature.is_some() || request.top_p.is_some() || request.seed.is_some() {
         tracing::debug!(
@@ -372,7 +399,11 @@ fn stop_strings(stop: Option<StopField>) -> Result<Vec<String>, ApiError> {
 
 /// Completion tokens for the request: the one asked for, which must fit in
 /// the context, or the server's default lowered to what the context leaves.
-fn max_new_tokens(state: &AppState, request: &ChatCompletionRequest, prompt_tokens: usize) -> Result<usize, ApiError> {
+fn max_new_tokens(
+    state: &AppState,
+    request: &ChatCompletionRequest,
+    prompt_tokens: usize,
+) -> Result<usize, ApiError> {
     let requested = request.max_completion_tokens.or(request.max_tokens);
     let requested = match requested {
         Some(0) => {
@@ -441,15 +472,18 @@ struct Usage {
 
 static COMPLETION_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A completion id unique within this process and unlikely to repeat across
-/// restarts: the start time and a counter.
+/// Builds a completion id from the server's start time and a counter, so it
+/// is unique within this process and unlikely to repeat across restarts.
 fn completion_id(started_at: u64) -> String {
     let sequence = COMPLETION_COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("chatcmpl-{started_at:x}{sequence:08x}")
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
 }
 
 async fn chat_completions(
@@ -458,10 +492,15 @@ async fn chat_completions(
 ) -> Result<Json<ChatCompletion>, ApiError> {
     let body = body.map_err(|rejection| ApiError {
         status: rejection.status(),
-        ..ApiError::invalid_request(format!("failed to read the request body: {}", rejection.body_text()))
+        ..ApiError::invalid_request(format!(
+            "failed to read the request body: {}",
+            rejection.body_text()
+        ))
     })?;
     let mut request: ChatCompletionRequest = serde_json::from_slice(&body).map_err(|err| {
-        ApiError::invalid_request(format!("the request body is not a valid chat completion request: {err}"))
+        ApiError::invalid_request(format!(
+            "the request body is not a valid chat completion request: {err}"
+        ))
     })?;
 
     check_model(&state, &request.model)?;
@@ -478,25 +517,43 @@ async fn chat_completions(
     let max_new_tokens = max_new_tokens(&state, &request, prompt_tokens)?;
     stop.extend(state.template.stop_strings());
 
-    let settings = GenerateSettings { max_new_tokens, stop };
-    let generation = state.batcher.generate(prompt, settings).await.map_err(|err| match err {
-        BatchError::QueueFull(_) => ApiError::server_error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
-        BatchError::WorkerStopped | BatchError::Generate(_) => {
-            ApiError::server_error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
-        }
-    })?;
+    let settings = GenerateSettings {
+        max_new_tokens,
+        stop,
+    };
+    let generation = state
+        .batcher
+        .generate(prompt, settings)
+        .await
+        .map_err(|err| match err {
+            BatchError::QueueFull(_) => {
+                ApiError::server_error(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
+            }
+            BatchError::WorkerStopped | BatchError::Generate(_) => {
+                ApiError::server_error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
+            }
+        })?;
 
-    // The student says "eos" or "stop" for a natural end; OpenAI says "stop".
-    let finish_reason = if generation.finish_reason == "length" { "length" } else { "stop" };
+    // The student reports "eos" or "stop" for a natural end, which OpenAI calls "stop".
+    let finish_reason = if generation.finish_reason == "length" {
+        "length"
+    } else {
+        "stop"
+    };
     let completion_tokens = generation.token_ids.len();
+    let id = completion_id(state.started_at);
+    tracing::debug!(%id, prompt_tokens, completion_tokens, finish_reason, "chat completion done");
     Ok(Json(ChatCompletion {
-        id: completion_id(state.started_at),
+        id,
         object: "chat.completion",
         created: unix_now(),
         model: state.model_id.clone(),
         choices: vec![Choice {
             index: 0,
-            message: AssistantMessage { role: "assistant", content: generation.text },
+            message: AssistantMessage {
+                role: "assistant",
+                content: generation.text,
+            },
             finish_reason,
             logprobs: None,
         }],

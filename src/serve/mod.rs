@@ -123,10 +123,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.model.display()
         );
     }
-    if let Some(adapter) = &args.adapter {
-        if !adapter.is_dir() {
-            anyhow::bail!("--adapter {}: not a directory; pass a PEFT adapter directory", adapter.display());
-        }
+    if let Some(adapter) = &args.adapter
+        && !adapter.is_dir()
+    {
+        anyhow::bail!(
+            "--adapter {}: not a directory; pass a PEFT adapter directory",
+            adapter.display()
+        );
     }
     let model_id = match &args.model_name {
         Some(name) => name.clone(),
@@ -139,30 +142,41 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let template = ChatTemplate::load(&args.model, tokenizer_adds_prefix(&tokenizer))?;
     match template.source_path() {
         Some(path) => tracing::info!("chat template from {}", path.display()),
-        None => tracing::info!("no chat template in the checkpoint; using the plain System/User/Assistant format"),
+        None => tracing::info!(
+            "no chat template in the checkpoint; using the plain System/User/Assistant format"
+        ),
     }
     let context_length = read_context_length(&args.model)?;
 
     let student = load_student(&args).await?;
-    let backend: Arc<dyn ChatBackend> = Arc::new(StudentBackend::new(student, tokenizer, context_length));
+    let backend: Arc<dyn ChatBackend> =
+        Arc::new(StudentBackend::new(student, tokenizer, context_length));
 
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
         .with_context(|| format!("failed to listen on {}:{}", args.host, args.port))?;
-    let address = listener.local_addr().context("failed to read the listening address")?;
+    let address = listener
+        .local_addr()
+        .context("failed to read the listening address")?;
     if !address.ip().is_loopback() {
-        tracing::warn!("listening on {address}, which is not loopback: anyone who can reach it can use the model");
+        tracing::warn!(
+            "listening on {address}, which is not loopback: anyone who can reach it can use the model"
+        );
     }
 
     let batch_size = usize::try_from(args.batch_size).context("--batch-size is too large")?;
-    let default_max_tokens = usize::try_from(args.default_max_tokens).context("--default-max-tokens is too large")?;
+    let default_max_tokens =
+        usize::try_from(args.default_max_tokens).context("--default-max-tokens is too large")?;
     let state = Arc::new(AppState {
         model_id: model_id.clone(),
         template,
         batcher: Batcher::spawn(Arc::clone(&backend), batch_size, QUEUE_CAPACITY),
         backend,
         default_max_tokens,
-        started_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        started_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
     });
 
     announce(address).await?;
@@ -180,15 +194,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn load_student(args: &ServeArgs) -> anyhow::Result<Student> {
     let model = args.model.clone();
     let adapter = args.adapter.clone();
-    let options = LoadOptions { dtype: args.dtype.into(), device: args.device.into() };
+    let options = LoadOptions {
+        dtype: args.dtype.into(),
+        device: args.device.into(),
+    };
     tracing::debug!(?options, model = %model.display(), "loading the student");
     tokio::task::spawn_blocking(move || -> anyhow::Result<Student> {
         let mut student = Student::load(&model, &options)
             .with_context(|| format!("failed to load the model from {}", model.display()))?;
         if let Some(adapter) = adapter {
-            student
-                .load_adapter(&adapter)
-                .with_context(|| format!("failed to load the adapter from {}", adapter.display()))?;
+            student.load_adapter(&adapter).with_context(|| {
+                format!("failed to load the adapter from {}", adapter.display())
+            })?;
         }
         Ok(student)
     })
@@ -197,18 +214,21 @@ async fn load_student(args: &ServeArgs) -> anyhow::Result<Student> {
 }
 
 /// Prints the API base URL as the first line on stdout, where scripts and
-/// tests wait for it, and flushes so a pipe sees it at once.
+/// tests wait for it, and flushes so that a reader on a pipe gets it at once.
 async fn announce(address: SocketAddr) -> anyhow::Result<()> {
     let mut stdout = tokio::io::stdout();
     stdout
         .write_all(format!("http://{address}/v1\n").as_bytes())
         .await
         .context("failed to write the address to stdout")?;
-    stdout.flush().await.context("failed to write the address to stdout")
+    stdout
+        .flush()
+        .await
+        .context("failed to write the address to stdout")
 }
 
-/// The last component of `dir`, resolved first so that `.` and `model/`
-/// give the real folder name.
+/// Returns the last component of `dir`, resolved first so that `.` and
+/// `model/` give the real folder name.
 fn folder_name(dir: &Path) -> anyhow::Result<String> {
     let resolved = dir
         .canonicalize()
@@ -216,11 +236,16 @@ fn folder_name(dir: &Path) -> anyhow::Result<String> {
     resolved
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
-        .with_context(|| format!("--model {} has no folder name; pass --model-name", dir.display()))
+        .with_context(|| {
+            format!(
+                "--model {} has no folder name; pass --model-name",
+                dir.display()
+            )
+        })
 }
 
-/// Whether encoding adds tokens of its own (LLaMA's post-processor prepends
-/// bos). If so, a bos written by the chat template would be encoded twice.
+/// Checks whether encoding adds tokens of its own, as LLaMA's post-processor
+/// prepends bos. If so, a bos written by the chat template would be encoded twice.
 fn tokenizer_adds_prefix(tokenizer: &tokenizers::Tokenizer) -> bool {
     tokenizer
         .encode("", true)
@@ -228,17 +253,21 @@ fn tokenizer_adds_prefix(tokenizer: &tokenizers::Tokenizer) -> bool {
         .unwrap_or(false)
 }
 
-/// `max_position_embeddings` from the checkpoint's `config.json`, if present.
+/// Reads `max_position_embeddings` from the checkpoint's `config.json`, if present.
 fn read_context_length(model_dir: &Path) -> anyhow::Result<Option<usize>> {
     let path = model_dir.join("config.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("failed to read {}", path.display()))?;
-    let config: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("failed to read {}", path.display()))?;
+    let config: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
     match config.get("max_position_embeddings") {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(value) => {
             let length = value.as_u64().with_context(|| {
-                format!("{}: field `max_position_embeddings` must be a positive integer", path.display())
+                format!(
+                    "{}: field `max_position_embeddings` must be a positive integer",
+                    path.display()
+                )
             })?;
             Ok(Some(usize::try_from(length).unwrap_or(usize::MAX)))
         }

@@ -2,12 +2,12 @@
 //! string the student decodes from.
 //!
 //! A checkpoint that ships a chat template gets it applied as Hugging Face
-//! transformers applies it: the Jinja source from `chat_template.jinja` in the
-//! checkpoint directory, or else the `chat_template` field of
-//! `tokenizer_config.json`, rendered with `messages`, `bos_token`,
+//! transformers applies it. The Jinja source comes from `chat_template.jinja`
+//! in the checkpoint directory, or else from the `chat_template` field of
+//! `tokenizer_config.json`. It is rendered with `messages`, `bos_token`,
 //! `eos_token`, `add_generation_prompt = true` and a `raise_exception`
-//! function, with `trim_blocks` and `lstrip_blocks` on and Python string
-//! methods (`.strip()`, `.split()`, ...) through minijinja-contrib's pycompat.
+//! function, with `trim_blocks` and `lstrip_blocks` on. Python string methods
+//! (`.strip()`, `.split()`, ...) come from minijinja-contrib's pycompat.
 //!
 //! A checkpoint without a template gets the plain fallback format, one block
 //! per message and an open assistant turn at the end:
@@ -36,7 +36,7 @@ const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
 /// Stop string of the fallback format: the start of the next user turn.
 const FALLBACK_STOP: &str = "\nUser:";
 
-/// One chat message as the template sees it.
+/// One chat message as the template receives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChatMessage {
     /// `system`, `user` or `assistant`.
@@ -91,7 +91,7 @@ pub struct ChatTemplate {
 
 enum TemplateKind {
     Jinja {
-        env: Environment<'static>,
+        env: Box<Environment<'static>>,
         bos_token: String,
         eos_token: String,
         source_path: PathBuf,
@@ -104,16 +104,22 @@ const TEMPLATE_NAME: &str = "chat";
 
 impl ChatTemplate {
     /// Reads the chat template of the checkpoint in `model_dir`, or picks the
-    /// fallback format when it has none. `tokenizer_adds_bos` says whether
-    /// encoding the prompt prepends bos by itself (LLaMA tokenizers do).
+    /// fallback format when it has none. Set `tokenizer_adds_bos` when
+    /// encoding the prompt prepends bos by itself, as LLaMA tokenizers do.
     pub fn load(model_dir: &Path, tokenizer_adds_bos: bool) -> Result<Self, TemplateLoadError> {
         let config_path = model_dir.join(TOKENIZER_CONFIG_FILE);
         let config = if config_path.is_file() {
             let text = std::fs::read_to_string(&config_path).map_err(|source| {
-                TemplateLoadError::Read { path: config_path.clone(), source }
+                TemplateLoadError::Read {
+                    path: config_path.clone(),
+                    source,
+                }
             })?;
             serde_json::from_str::<serde_json::Value>(&text).map_err(|source| {
-                TemplateLoadError::Json { path: config_path.clone(), source }
+                TemplateLoadError::Json {
+                    path: config_path.clone(),
+                    source,
+                }
             })?
         } else {
             serde_json::Value::Null
@@ -122,19 +128,34 @@ impl ChatTemplate {
         let template_path = model_dir.join(TEMPLATE_FILE);
         let (source, source_path) = if template_path.is_file() {
             let source = std::fs::read_to_string(&template_path).map_err(|source| {
-                TemplateLoadError::Read { path: template_path.clone(), source }
+                TemplateLoadError::Read {
+                    path: template_path.clone(),
+                    source,
+                }
             })?;
             (Some(source), template_path)
         } else {
-            (template_from_config(&config, &config_path)?, config_path.clone())
+            (
+                template_from_config(&config, &config_path)?,
+                config_path.clone(),
+            )
         };
 
         let Some(source) = source else {
-            return Ok(Self { kind: TemplateKind::Fallback, strip_leading_bos: tokenizer_adds_bos });
+            return Ok(Self {
+                kind: TemplateKind::Fallback,
+                strip_leading_bos: tokenizer_adds_bos,
+            });
         };
         let bos_token = special_token(&config, &config_path, "bos_token")?;
         let eos_token = special_token(&config, &config_path, "eos_token")?;
-        Self::from_source(source, bos_token, eos_token, source_path, tokenizer_adds_bos)
+        Self::from_source(
+            source,
+            bos_token,
+            eos_token,
+            source_path,
+            tokenizer_adds_bos,
+        )
     }
 
     /// Compiles a Jinja chat template given as text. `source_path` names
@@ -154,21 +175,31 @@ impl ChatTemplate {
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
-        env.add_template_owned(TEMPLATE_NAME, source).map_err(|source| {
-            TemplateLoadError::Compile { path: source_path.clone(), source }
-        })?;
+        env.add_template_owned(TEMPLATE_NAME, source)
+            .map_err(|source| TemplateLoadError::Compile {
+                path: source_path.clone(),
+                source,
+            })?;
         Ok(Self {
-            kind: TemplateKind::Jinja { env, bos_token, eos_token, source_path },
+            kind: TemplateKind::Jinja {
+                env: Box::new(env),
+                bos_token,
+                eos_token,
+                source_path,
+            },
             strip_leading_bos: tokenizer_adds_bos,
         })
     }
 
-    /// The plain fallback format, for checkpoints without a template.
+    /// Creates the plain fallback format, for checkpoints without a template.
     pub fn fallback(tokenizer_adds_bos: bool) -> Self {
-        Self { kind: TemplateKind::Fallback, strip_leading_bos: tokenizer_adds_bos }
+        Self {
+            kind: TemplateKind::Fallback,
+            strip_leading_bos: tokenizer_adds_bos,
+        }
     }
 
-    /// Where the Jinja template was read from; `None` for the fallback format.
+    /// Returns the file the Jinja template was read from, or `None` for the fallback format.
     pub fn source_path(&self) -> Option<&Path> {
         match &self.kind {
             TemplateKind::Jinja { source_path, .. } => Some(source_path),
@@ -187,7 +218,12 @@ impl ChatTemplate {
     /// Renders `messages` into a prompt that ends with an open assistant turn.
     pub fn render(&self, messages: &[ChatMessage]) -> Result<String, TemplateRenderError> {
         match &self.kind {
-            TemplateKind::Jinja { env, bos_token, eos_token, .. } => {
+            TemplateKind::Jinja {
+                env,
+                bos_token,
+                eos_token,
+                ..
+            } => {
                 let template = env.get_template(TEMPLATE_NAME).map_err(render_error)?;
                 let rendered = template
                     .render(context! {
@@ -204,10 +240,11 @@ impl ChatTemplate {
     }
 
     fn without_leading_bos(&self, rendered: String, bos_token: &str) -> String {
-        if self.strip_leading_bos && !bos_token.is_empty() {
-            if let Some(rest) = rendered.strip_prefix(bos_token) {
-                return rest.to_string();
-            }
+        if self.strip_leading_bos
+            && !bos_token.is_empty()
+            && let Some(rest) = rendered.strip_prefix(bos_token)
+        {
+            return rest.to_string();
         }
         rendered
     }
@@ -230,9 +267,9 @@ fn render_fallback(messages: &[ChatMessage]) -> String {
     prompt
 }
 
-/// The template source from `tokenizer_config.json`'s `chat_template`, which
-/// is a string, or a list of `{name, template}` objects of which the one
-/// named `default` is used.
+/// Reads the template source from `tokenizer_config.json`'s `chat_template`.
+/// The field is a string, or a list of `{name, template}` objects of which
+/// the one named `default` is used.
 fn template_from_config(
     config: &serde_json::Value,
     config_path: &Path,
@@ -248,9 +285,13 @@ fn template_from_config(
         Some(serde_json::Value::Array(entries)) => {
             for entry in entries {
                 if entry.get("name").and_then(|name| name.as_str()) == Some("default") {
-                    let source = entry.get("template").and_then(|t| t.as_str()).ok_or_else(|| {
-                        field_error("has a `default` entry without a string `template`")
-                    })?;
+                    let source =
+                        entry
+                            .get("template")
+                            .and_then(|t| t.as_str())
+                            .ok_or_else(|| {
+                                field_error("has a `default` entry without a string `template`")
+                            })?;
                     return Ok(Some(source.to_string()));
                 }
             }
@@ -259,13 +300,15 @@ fn template_from_config(
                  keep a `default` entry or write the template as a string",
             ))
         }
-        Some(_) => Err(field_error("must be a string or a list of {name, template} objects")),
+        Some(_) => Err(field_error(
+            "must be a string or a list of {name, template} objects",
+        )),
     }
 }
 
-/// A special token's text: `tokenizer_config.json` writes it either as a
-/// string or as an added-token object with a `content` field. A missing
-/// token renders as the empty string, as transformers does.
+/// Reads a special token's text, which `tokenizer_config.json` writes either
+/// as a string or as an added-token object with a `content` field. A missing
+/// token renders as the empty string, as in transformers.
 fn special_token(
     config: &serde_json::Value,
     config_path: &Path,
@@ -335,7 +378,10 @@ mod tests {
 ";
 
     fn message(role: &str, content: &str) -> ChatMessage {
-        ChatMessage { role: role.to_string(), content: content.to_string() }
+        ChatMessage {
+            role: role.to_string(),
+            content: content.to_string(),
+        }
     }
 
     fn llama2_template(tokenizer_adds_bos: bool) -> ChatTemplate {
@@ -360,7 +406,10 @@ mod tests {
 
     #[test]
     fn fallback_stops_at_next_user_turn() {
-        assert_eq!(ChatTemplate::fallback(true).stop_strings(), vec!["\nUser:".to_string()]);
+        assert_eq!(
+            ChatTemplate::fallback(true).stop_strings(),
+            vec!["\nUser:".to_string()]
+        );
     }
 
     #[test]
@@ -383,7 +432,9 @@ mod tests {
     #[test]
     fn leading_bos_dropped_when_tokenizer_adds_it() {
         let template = llama2_template(true);
-        let prompt = template.render(&[message("user", "Hi")]).expect("one user turn renders");
+        let prompt = template
+            .render(&[message("user", "Hi")])
+            .expect("one user turn renders");
         assert_eq!(prompt, "[INST] Hi [/INST]");
     }
 
@@ -428,6 +479,9 @@ mod tests {
         )
         .err()
         .expect("an empty if condition does not compile");
-        assert!(err.to_string().contains("/ckpt/tokenizer_config.json"), "{err}");
+        assert!(
+            err.to_string().contains("/ckpt/tokenizer_config.json"),
+            "{err}"
+        );
     }
 }
