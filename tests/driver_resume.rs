@@ -1,8 +1,8 @@
-//! Kill and resume: the real binary is stopped inside training, evaluation
-//! and teacher calls (through the `LLM2LLM_TEST_ABORT_AT` test hook, which
-//! exits the process before the phase commits), resumed each time, and must
-//! end with the same examples and predictions as an uninterrupted run,
-//! without sending any teacher request twice.
+//! Kill and resume. The real binary is stopped inside training, evaluation
+//! and teacher calls, either by the `LLM2LLM_TEST_ABORT_AT` test hook (which
+//! exits before the phase commits) or by SIGKILL at timed points. After the
+//! resumes it must end with the same examples and predictions as an
+//! uninterrupted run, and the hook-stopped run sends no teacher request twice.
 
 mod driver_support;
 
