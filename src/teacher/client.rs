@@ -13,6 +13,7 @@
 //! async-openai's `SecretString`, and removed from every error text this
 //! module produces.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -383,10 +384,16 @@ impl ChatClient {
     /// attempts, reporting each attempt to `on_attempt` before the next one
     /// starts. `previous_attempts` is how many attempts an interrupted run
     /// already made for this call; the attempt limit applies per run.
+    ///
+    /// `stop` is shared by the calls of one batch. A failure that no retry
+    /// can fix sets it, and from then on the other calls send nothing and
+    /// never complete: the caller drops them once the failing call returns
+    /// its `Fatal` error.
     pub async fn complete<E>(
         &self,
         request: &CreateChatCompletionRequest,
         previous_attempts: u32,
+        stop: &AtomicBool,
         mut on_attempt: impl AsyncFnMut(AttemptRecord) -> Result<(), E>,
     ) -> Result<Completion, CallFailure<E>> {
         let estimated_tokens = estimate_tokens(request);
@@ -398,7 +405,11 @@ impl ChatClient {
             let started = Instant::now();
             let result = {
                 // The semaphore is never closed, so acquire cannot fail.
-                let _permit = self.concurrency.acquire().await;
+                let permit = self.concurrency.acquire().await;
+                if stop.load(Ordering::SeqCst) {
+                    drop(permit);
+                    std::future::pending::<()>().await;
+                }
                 self.send_once(request).await
             };
             let latency = started.elapsed();
@@ -422,6 +433,9 @@ impl ChatClient {
                 Err(failure) => failure,
             };
             let disposition = failure.disposition();
+            if disposition == Disposition::StopBatch {
+                stop.store(true, Ordering::SeqCst);
+            }
             let last = try_number >= self.policy.max_attempts;
             let retry = disposition == Disposition::Retry && !last;
             let delay = retry.then(|| self.policy.delay(try_number, failure.retry_after()));
@@ -474,16 +488,20 @@ impl ChatClient {
         let head = Arc::new(Mutex::new(ResponseHead::default()));
         let http = self.http.clone();
         let head_slot = Arc::clone(&head);
+        let api_key = self.api_key.clone();
         let service = tower::service_fn(move |factory: HttpRequestFactory| {
             let http = http.clone();
             let head_slot = Arc::clone(&head_slot);
+            let api_key = api_key.clone();
             async move {
                 let request = factory.build().await?;
                 let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
-                let mut slot = head_slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                slot.status = Some(response.status());
-                slot.retry_after = parse_retry_after(response.headers());
-                Ok::<_, OpenAIError>(response)
+                {
+                    let mut slot = head_slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    slot.status = Some(response.status());
+                    slot.retry_after = parse_retry_after(response.headers());
+                }
+                redact_body(response, api_key.as_deref()).await
             }
         });
         let client = Client::build(self.http.clone(), self.openai.clone()).with_http_service(service);
@@ -561,6 +579,31 @@ impl ChatClient {
             _ => text.to_owned(),
         }
     }
+}
+
+/// Reads the whole body and removes the API key from it. async-openai logs
+/// error bodies (at WARN for 5xx, at ERROR when they are not JSON), and a
+/// server that echoes the request's Authorization header would otherwise
+/// put the key in the logs and the journal.
+async fn redact_body(response: reqwest::Response, api_key: Option<&str>) -> Result<reqwest::Response, OpenAIError> {
+    let Some(key) = api_key else {
+        return Ok(response);
+    };
+    let status = response.status();
+    let version = response.version();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.map_err(OpenAIError::Reqwest)?;
+    let body = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains(key) => text.replace(key, "[redacted]").into_bytes(),
+        _ => bytes.to_vec(),
+    };
+    let mut rebuilt = http::Response::new(body);
+    *rebuilt.status_mut() = status;
+    *rebuilt.version_mut() = version;
+    *rebuilt.headers_mut() = headers;
+    // The body length may have changed; the HTTP layer recomputes it.
+    rebuilt.headers_mut().remove(http::header::CONTENT_LENGTH);
+    Ok(reqwest::Response::from(rebuilt))
 }
 
 fn reply_from(response: CreateChatCompletionResponse) -> ChatReply {
