@@ -13,6 +13,7 @@
 //! async-openai's `SecretString`, and removed from every error text this
 //! module produces.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -383,10 +384,16 @@ impl ChatClient {
     /// attempts, reporting each attempt to `on_attempt` before the next one
     /// starts. `previous_attempts` is how many attempts an interrupted run
     /// already made for this call; the attempt limit applies per run.
+    ///
+    /// `stop` is shared by the calls of one batch. A failure that no retry
+    /// can fix sets it, and from then on the other calls send nothing and
+    /// never complete: the caller drops them once the failing call returns
+    /// its `Fatal` error.
     pub async fn complete<E>(
         &self,
         request: &CreateChatCompletionRequest,
         previous_attempts: u32,
+        stop: &AtomicBool,
         mut on_attempt: impl AsyncFnMut(AttemptRecord) -> Result<(), E>,
     ) -> Result<Completion, CallFailure<E>> {
         let estimated_tokens = estimate_tokens(request);
@@ -398,7 +405,11 @@ impl ChatClient {
             let started = Instant::now();
             let result = {
                 // The semaphore is never closed, so acquire cannot fail.
-                let _permit = self.concurrency.acquire().await;
+                let permit = self.concurrency.acquire().await;
+                if stop.load(Ordering::SeqCst) {
+                    drop(permit);
+                    std::future::pending::<()>().await;
+                }
                 self.send_once(request).await
             };
             let latency = started.elapsed();
@@ -422,6 +433,9 @@ impl ChatClient {
                 Err(failure) => failure,
             };
             let disposition = failure.disposition();
+            if disposition == Disposition::StopBatch {
+                stop.store(true, Ordering::SeqCst);
+            }
             let last = try_number >= self.policy.max_attempts;
             let retry = disposition == Disposition::Retry && !last;
             let delay = retry.then(|| self.policy.delay(try_number, failure.retry_after()));

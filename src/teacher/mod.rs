@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -336,12 +337,14 @@ impl Teacher {
             ProgressStyle::with_template("teacher {bar:30} {pos}/{len} calls, {elapsed} elapsed")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
+        let stop = AtomicBool::new(false);
         let calls = unique.iter().map(|&index| {
             let progress = &progress;
+            let stop = &stop;
             let request = &requests[index];
             let call = &prepared[index];
             async move {
-                let outcome = self.run_call(context, request, call).await;
+                let outcome = self.run_call(context, request, call, stop).await;
                 progress.inc(1);
                 outcome.map(|outcome| (index, outcome))
             }
@@ -413,6 +416,7 @@ impl Teacher {
         context: BatchContext,
         request: &AugmentRequest,
         call: &PreparedCall,
+        stop: &AtomicBool,
     ) -> Result<AugmentOutcome, TeacherError> {
         let new_call = NewCall {
             run_id: context.run_id,
@@ -459,7 +463,7 @@ impl Teacher {
         let pool = &self.pool;
         let result = self
             .client
-            .complete(&call.request, previous_attempts, async |record| {
+            .complete(&call.request, previous_attempts, stop, async |record| {
                 journal::record_attempt(pool, call_id, &record).await
             })
             .await;
