@@ -20,6 +20,7 @@ use super::eda::{self, EdaConfig};
 use super::wordnet::WordNet;
 use super::{BaselineSettings, Method, AUGMENT_ITERATION};
 use crate::store::{self, ExampleKind, NewGenerated, NewRejectedItem, Phase};
+use crate::teacher::Validator;
 
 /// One example to store: its seed parent, text and the call that wrote it.
 struct Generated {
@@ -29,16 +30,23 @@ struct Generated {
     answer: String,
 }
 
+/// The teacher as AugGPT uses it, with the settings of its calls.
+pub struct AugGptTeacher<'a, R> {
+    pub client: &'a R,
+    /// Requests sent together.
+    pub batch_size: usize,
+    /// ROUGE-L F1 above which a rephrasing counts as a near copy.
+    pub rouge_threshold: f64,
+}
+
 /// Runs the augment phase of a baseline unless it is already done; does
-/// nothing for plain fine-tuning. AugGPT sends `teacher_batch` requests to
-/// `teacher` at a time. Returns the number of generated examples the run
-/// has.
+/// nothing for plain fine-tuning. AugGPT needs `teacher`. Returns the number
+/// of generated examples the run has.
 pub async fn generate_examples<R: Rephraser>(
     pool: &SqlitePool,
     run_id: i64,
     settings: &BaselineSettings,
-    teacher: Option<&R>,
-    teacher_batch: usize,
+    teacher: Option<AugGptTeacher<'_, R>>,
 ) -> anyhow::Result<usize> {
     if settings.method == Method::Finetune {
         return Ok(0);
@@ -52,7 +60,7 @@ pub async fn generate_examples<R: Rephraser>(
             .await
             .context("failed to record the start of the augment phase")?;
         let started = Instant::now();
-        if let Err(err) = run_phase(pool, run_id, settings, teacher, teacher_batch, started).await {
+        if let Err(err) = run_phase(pool, run_id, settings, teacher, started).await {
             let seconds = started.elapsed().as_secs_f64();
             if let Err(db_err) = store::fail_phase(pool, run_id, AUGMENT_ITERATION, Phase::Augment, seconds).await {
                 tracing::error!(run_id, "failed to record the failed augment phase: {db_err}");
@@ -72,8 +80,7 @@ async fn run_phase<R: Rephraser>(
     pool: &SqlitePool,
     run_id: i64,
     settings: &BaselineSettings,
-    teacher: Option<&R>,
-    teacher_batch: usize,
+    teacher: Option<AugGptTeacher<'_, R>>,
     started: Instant,
 ) -> anyhow::Result<()> {
     let seeds = store::examples_of_kind(pool, run_id, ExampleKind::Seed)
@@ -95,7 +102,7 @@ async fn run_phase<R: Rephraser>(
         }
         Method::AugGpt => {
             let teacher = teacher.context("AugGPT needs a teacher client")?;
-            generate_auggpt(pool, run_id, &seeds, &counts, settings, teacher, teacher_batch).await?
+            generate_auggpt(pool, run_id, &seeds, &counts, settings, teacher).await?
         }
     };
     if generated.len() < wanted {
@@ -188,24 +195,26 @@ async fn generate_auggpt<R: Rephraser>(
     seeds: &[SeedQuestion],
     counts: &[usize],
     settings: &BaselineSettings,
-    teacher: &R,
-    teacher_batch: usize,
+    teacher: AugGptTeacher<'_, R>,
 ) -> anyhow::Result<AugGptResult> {
     let mut existing: Vec<String> = seeds.iter().map(|seed| seed.question.clone()).collect();
     let generated_rows = store::examples_of_kind(pool, run_id, ExampleKind::Generated)
         .await
         .context("failed to read the run's generated questions")?;
     existing.extend(generated_rows.into_iter().map(|row| row.question));
-    let mut admit = auggpt::exact_copy_filter(existing);
+    // The same near-copy check as LLM2LLM's generated examples, so a
+    // rephrasing too close to its seed is rejected the same way.
+    let mut validator = Validator::new(teacher.rouge_threshold, existing);
+    let mut admit = |question: &str| validator.admit(question);
 
     let plan = RephrasePlan {
         run_id,
         iteration: AUGMENT_ITERATION,
         counts,
         max_calls_per_example: settings.max_calls_per_example.max(1),
-        batch_size: teacher_batch,
+        batch_size: teacher.batch_size,
     };
-    let report = auggpt::rephrase_seeds(teacher, seeds, plan, &mut admit).await?;
+    let report = auggpt::rephrase_seeds(teacher.client, seeds, plan, &mut admit).await?;
     let summary = json!({
         "calls": report.calls,
         "from_journal": report.from_journal,
