@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use serde_json::json;
 
-use super::augmenter::{Purpose, Validator};
 use super::{progress_bar, Driver};
 use crate::store::{self, ExampleKind, NewGenerated, NewRejectedItem, Phase};
-use crate::teacher::{AugmentOutcome, AugmentRequest, GeneratedExample};
+use crate::teacher::{AugmentOutcome, AugmentRequest, GeneratedExample, Purpose, Validator};
 
 impl Driver {
     pub(super) async fn augment(&mut self, iteration: i64) -> anyhow::Result<()> {

@@ -9,7 +9,6 @@
 //! at the first phase that is not 'done' and redoes it from scratch. Datasets
 //! and command-line handling live in `cli`; the database in `crate::store`.
 
-pub mod augmenter;
 pub mod cli;
 pub mod config;
 pub mod dataset;
@@ -28,7 +27,7 @@ use sqlx::SqlitePool;
 
 use crate::store::{self, ExampleKind, Phase, RunRow};
 use crate::student::Student;
-use augmenter::Teacher;
+use crate::teacher::Teacher;
 use config::RunConfig;
 use hook::AbortPoint;
 

@@ -93,6 +93,16 @@ pub fn parse_targets(config: &LoraConfig) -> Result<Vec<Proj>, AdapterError> {
     Ok(targets)
 }
 
+/// `config` with its target modules deduplicated and in block order
+/// (q, k, v, o, gate, up, down), so equal adapters compare equal.
+pub fn canonical(config: &LoraConfig) -> Result<LoraConfig, AdapterError> {
+    let targets = parse_targets(config)?;
+    Ok(LoraConfig {
+        target_modules: targets.iter().map(|p| p.peft_name().to_string()).collect(),
+        ..config.clone()
+    })
+}
+
 /// Replaces every adapter of `model` with a fresh one on `config`'s targets.
 pub fn init(model: &mut Llama, config: &LoraConfig, seed: u64) -> Result<(), AdapterError> {
     let targets = parse_targets(config)?;
@@ -308,8 +318,7 @@ pub fn read_config(dir: &Path) -> Result<LoraConfig, AdapterError> {
         lora_dropout,
         target_modules,
     };
-    parse_targets(&config).map_err(|e| field_error("target_modules", e.to_string()))?;
-    Ok(config)
+    canonical(&config).map_err(|e| field_error("target_modules", e.to_string()))
 }
 
 /// Loads the adapter in `dir` onto `model`, replacing any adapter it has.

@@ -170,7 +170,7 @@ impl Student {
     /// `seed`, B zero), so training starts again from the base weights.
     pub fn init_adapter(&mut self, lora: &LoraConfig, seed: u64) -> anyhow::Result<()> {
         adapter::init(&mut self.model, lora, seed)?;
-        self.adapter = Some(lora.clone());
+        self.adapter = Some(adapter::canonical(lora)?);
         Ok(())
     }
 
