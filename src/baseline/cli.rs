@@ -14,7 +14,7 @@ use sqlx::SqlitePool;
 use super::eda::EdaConfig;
 use super::generate::{generate_examples, AugGptTeacher};
 use super::wordnet::{self, WordNet};
-use super::{BaselineSettings, MatchedRun, Method};
+use super::{matched_run, BaselineSettings, MatchedRun, Method};
 use crate::driver::cli::{sha256_file, RunArgs};
 use crate::driver::config::RunConfig;
 use crate::driver::{dataset, execute, Finish};
@@ -100,7 +100,11 @@ pub async fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
     }
 
     let matched = match &args.match_run {
-        Some(name) => Some(matched_run(&pool, name, &seed_sha256).await?),
+        Some(name) => Some(
+            matched_run(&pool, name, &seed_sha256)
+                .await
+                .context("invalid --match-run")?,
+        ),
         None => None,
     };
     let settings = settings_from_args(&args, &config, matched)?;
@@ -163,27 +167,6 @@ fn settings_from_args(
 fn max_count(settings: &BaselineSettings, seed_path: &Path) -> anyhow::Result<usize> {
     let seeds = load_dataset(seed_path, "--seed")?.len();
     Ok(settings.counts(seeds).into_iter().max().unwrap_or(0).max(1))
-}
-
-/// Looks up the run to match and counts its generated examples.
-async fn matched_run(pool: &SqlitePool, name: &str, seed_sha256: &str) -> anyhow::Result<MatchedRun> {
-    let run = find_run(pool, name)
-        .await?
-        .with_context(|| format!("invalid --match-run: no run named {name:?} in this database; `llm2llm list` shows the runs"))?;
-    let generated = super::store::count_generated(pool, run.id)
-        .await
-        .context("failed to count the matched run's generated examples")?;
-    if run.status != "finished" {
-        tracing::warn!(run = %run.name, status = %run.status, "the matched run is not finished, so it may still generate more examples");
-    }
-    if run.seed_sha256 != seed_sha256 {
-        tracing::warn!(run = %run.name, "the matched run used another seed file, so the comparison is not on the same seed data");
-    }
-    if generated == 0 {
-        tracing::warn!(run = %run.name, "the matched run generated no examples, so this baseline trains on the seed set alone");
-    }
-    tracing::info!(run = %run.name, generated, "matching the generated-example count of another run");
-    Ok(MatchedRun { id: run.id, name: run.name, generated: generated as usize })
 }
 
 async fn create_run(
