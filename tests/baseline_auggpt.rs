@@ -12,12 +12,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use baseline_support::{answer_of, generated, open_db, phase_status, run_with_seeds, settings, SEEDS};
-use llm2llm::baseline::generate::{generate_examples, AugGptTeacher};
-use llm2llm::baseline::{MatchedRun, Method, AUGMENT_ITERATION};
+use baseline_support::{
+    SEEDS, answer_of, generated, open_db, phase_status, run_with_seeds, settings,
+};
+use llm2llm::baseline::generate::{AugGptTeacher, generate_examples};
+use llm2llm::baseline::{AUGMENT_ITERATION, MatchedRun, Method};
 use llm2llm::teacher::Teacher;
 use sqlx::SqlitePool;
-use teacher_support::{api_error, completion, fast_backoff, test_config, Reply, ScriptedServer, SeenRequest};
+use teacher_support::{
+    Reply, ScriptedServer, SeenRequest, api_error, completion, fast_backoff, test_config,
+};
 
 /// The seed question of a rephrasing request.
 fn original_question(request: &SeenRequest) -> String {
@@ -52,12 +56,25 @@ async fn teacher_for(server: &ScriptedServer, pool: &SqlitePool) -> Teacher {
     let mut config = test_config(&server.base_url(), "LLM2LLM_TEST_UNSET_KEY");
     config.examples_per_call = 2;
     config.max_concurrent = 1;
-    Teacher::new(config, pool.clone()).unwrap().with_backoff(fast_backoff()).unwrap()
+    Teacher::new(config, pool.clone())
+        .unwrap()
+        .with_backoff(fast_backoff())
+        .unwrap()
 }
 
-async fn run_auggpt(pool: &SqlitePool, run_id: i64, teacher: &Teacher, per_example: usize, matched: Option<MatchedRun>) -> anyhow::Result<usize> {
+async fn run_auggpt(
+    pool: &SqlitePool,
+    run_id: i64,
+    teacher: &Teacher,
+    per_example: usize,
+    matched: Option<MatchedRun>,
+) -> anyhow::Result<usize> {
     let settings = settings(Method::AugGpt, per_example, matched);
-    let teacher = AugGptTeacher { client: teacher, batch_size: 1, rouge_threshold: 0.95 };
+    let teacher = AugGptTeacher {
+        client: teacher,
+        batch_size: 1,
+        rouge_threshold: 0.95,
+    };
     generate_examples(pool, run_id, &settings, Some(teacher)).await
 }
 
@@ -68,7 +85,9 @@ async fn rephrasings_keep_the_seed_answer() {
     let (run_id, _) = run_with_seeds(&pool, "auggpt", "auggpt").await;
     let server = ScriptedServer::start(|request, _| two_rephrasings(request)).await;
 
-    let count = run_auggpt(&pool, run_id, &teacher_for(&server, &pool).await, 2, None).await.unwrap();
+    let count = run_auggpt(&pool, run_id, &teacher_for(&server, &pool).await, 2, None)
+        .await
+        .unwrap();
 
     assert_eq!(count, 2 * SEEDS.len());
     for (parent, question, answer, _, method, iteration) in generated(&pool, run_id).await {
@@ -85,7 +104,9 @@ async fn rephrasing_requests_are_journaled() {
     let (run_id, _) = run_with_seeds(&pool, "auggpt", "auggpt").await;
     let server = ScriptedServer::start(|request, _| two_rephrasings(request)).await;
 
-    run_auggpt(&pool, run_id, &teacher_for(&server, &pool).await, 2, None).await.unwrap();
+    run_auggpt(&pool, run_id, &teacher_for(&server, &pool).await, 2, None)
+        .await
+        .unwrap();
 
     let calls: Vec<(i64, String, String, i64)> = sqlx::query_as(
         "SELECT id, purpose, status, iteration FROM teacher_calls WHERE run_id = ? ORDER BY id",
@@ -103,7 +124,10 @@ async fn rephrasing_requests_are_journaled() {
     }
     let call_ids: Vec<i64> = calls.iter().map(|call| call.0).collect();
     for (_, question, _, call_id, _, _) in generated(&pool, run_id).await {
-        assert!(call_id.is_some_and(|id| call_ids.contains(&id)), "{question} has call {call_id:?}");
+        assert!(
+            call_id.is_some_and(|id| call_ids.contains(&id)),
+            "{question} has call {call_id:?}"
+        );
     }
 }
 
@@ -127,13 +151,25 @@ async fn resumed_phase_sends_no_answered_request_again() {
 
     let first = run_auggpt(&pool, run_id, &teacher_for(&server, &pool).await, 2, None).await;
     assert!(first.is_err(), "the 401 should stop the augment phase");
-    assert_eq!(phase_status(&pool, run_id, AUGMENT_ITERATION, "augment").await.as_deref(), Some("failed"));
+    assert_eq!(
+        phase_status(&pool, run_id, AUGMENT_ITERATION, "augment")
+            .await
+            .as_deref(),
+        Some("failed")
+    );
     assert!(generated(&pool, run_id).await.is_empty());
 
     broken.store(false, Ordering::SeqCst);
-    let count = run_auggpt(&pool, run_id, &teacher_for(&server, &pool).await, 2, None).await.unwrap();
+    let count = run_auggpt(&pool, run_id, &teacher_for(&server, &pool).await, 2, None)
+        .await
+        .unwrap();
     assert_eq!(count, 2 * SEEDS.len());
-    assert_eq!(phase_status(&pool, run_id, AUGMENT_ITERATION, "augment").await.as_deref(), Some("done"));
+    assert_eq!(
+        phase_status(&pool, run_id, AUGMENT_ITERATION, "augment")
+            .await
+            .as_deref(),
+        Some("done")
+    );
 
     // Each request body was answered with a 200 once: the two calls
     // answered before the 401 came from the journal the second time.
@@ -151,11 +187,22 @@ async fn resumed_phase_sends_no_answered_request_again() {
     let other_pool = open_db(other_dir.path()).await;
     let (other_run, _) = run_with_seeds(&other_pool, "auggpt", "auggpt").await;
     let clean_server = ScriptedServer::start(|request, _| two_rephrasings(request)).await;
-    run_auggpt(&other_pool, other_run, &teacher_for(&clean_server, &other_pool).await, 2, None).await.unwrap();
+    run_auggpt(
+        &other_pool,
+        other_run,
+        &teacher_for(&clean_server, &other_pool).await,
+        2,
+        None,
+    )
+    .await
+    .unwrap();
     let questions = |rows: Vec<(i64, String, String, Option<i64>, String, i64)>| {
         rows.into_iter().map(|row| row.1).collect::<Vec<_>>()
     };
-    assert_eq!(questions(generated(&pool, run_id).await), questions(generated(&other_pool, other_run).await));
+    assert_eq!(
+        questions(generated(&pool, run_id).await),
+        questions(generated(&other_pool, other_run).await)
+    );
 }
 
 #[tokio::test]
@@ -184,14 +231,19 @@ async fn rejected_rephrasings_are_requested_again() {
     let server = ScriptedServer::start(|request, _| {
         if sampling_seed(request) == 7 {
             let question = original_question(request);
-            completion(&format!("Question 1: Put another way: {question}\nQuestion 2: {question}"), "stop")
+            completion(
+                &format!("Question 1: Put another way: {question}\nQuestion 2: {question}"),
+                "stop",
+            )
         } else {
             two_rephrasings(request)
         }
     })
     .await;
 
-    let count = run_auggpt(&pool, run_id, &teacher_for(&server, &pool).await, 2, None).await.unwrap();
+    let count = run_auggpt(&pool, run_id, &teacher_for(&server, &pool).await, 2, None)
+        .await
+        .unwrap();
 
     assert_eq!(count, 2 * SEEDS.len());
     assert_eq!(server.request_count(), 2 * SEEDS.len());
@@ -211,12 +263,27 @@ async fn matched_total_is_reached_exactly() {
     let pool = open_db(dir.path()).await;
     let (run_id, seed_ids) = run_with_seeds(&pool, "auggpt", "auggpt").await;
     let server = ScriptedServer::start(|request, _| two_rephrasings(request)).await;
-    let matched = MatchedRun { id: 99, name: "llm2llm-run".to_string(), generated: 5 };
+    let matched = MatchedRun {
+        id: 99,
+        name: "llm2llm-run".to_string(),
+        generated: 5,
+    };
 
-    let count = run_auggpt(&pool, run_id, &teacher_for(&server, &pool).await, 2, Some(matched)).await.unwrap();
+    let count = run_auggpt(
+        &pool,
+        run_id,
+        &teacher_for(&server, &pool).await,
+        2,
+        Some(matched),
+    )
+    .await
+    .unwrap();
 
     assert_eq!(count, 5);
     let rows = generated(&pool, run_id).await;
-    let per_seed: Vec<usize> = seed_ids.iter().map(|id| rows.iter().filter(|row| row.0 == *id).count()).collect();
+    let per_seed: Vec<usize> = seed_ids
+        .iter()
+        .map(|id| rows.iter().filter(|row| row.0 == *id).count())
+        .collect();
     assert_eq!(per_seed, vec![2, 2, 1]);
 }

@@ -35,7 +35,11 @@ impl Rephraser for Teacher {
         requests: &[AugmentRequest],
     ) -> impl Future<Output = anyhow::Result<Vec<AugmentOutcome>>> {
         let requests = requests.to_vec();
-        async move { Ok(self.augment(run_id, iteration, Purpose::AugGpt, requests).await?) }
+        async move {
+            Ok(self
+                .augment(run_id, iteration, Purpose::AugGpt, requests)
+                .await?)
+        }
     }
 }
 
@@ -110,7 +114,11 @@ pub async fn rephrase_seeds<R: Rephraser>(
         seeds.len(),
         plan.counts.len()
     );
-    let index_of: HashMap<i64, usize> = seeds.iter().enumerate().map(|(i, seed)| (seed.id, i)).collect();
+    let index_of: HashMap<i64, usize> = seeds
+        .iter()
+        .enumerate()
+        .map(|(i, seed)| (seed.id, i))
+        .collect();
     let mut remaining = plan.counts.to_vec();
     let mut report = RephraseReport::default();
 
@@ -131,7 +139,11 @@ pub async fn rephrase_seeds<R: Rephraser>(
             break;
         }
         if round > 0 {
-            tracing::info!(round, seeds = requests.len(), "asking again for missing rephrasings");
+            tracing::info!(
+                round,
+                seeds = requests.len(),
+                "asking again for missing rephrasings"
+            );
         }
 
         for batch in requests.chunks(plan.batch_size.max(1)) {
@@ -149,7 +161,13 @@ pub async fn rephrase_seeds<R: Rephraser>(
                         outcome.seed_example_id
                     );
                 };
-                take_outcome(&mut report, &seeds[index], &mut remaining[index], outcome, admit);
+                take_outcome(
+                    &mut report,
+                    &seeds[index],
+                    &mut remaining[index],
+                    outcome,
+                    admit,
+                );
             }
         }
     }
@@ -169,7 +187,11 @@ fn take_outcome(
     report.from_journal += usize::from(outcome.from_journal);
     if let Some(error) = &outcome.error {
         report.failed_calls += 1;
-        tracing::warn!(seed_example_id = seed.id, call_id = outcome.call_id, "teacher call failed: {error}");
+        tracing::warn!(
+            seed_example_id = seed.id,
+            call_id = outcome.call_id,
+            "teacher call failed: {error}"
+        );
     }
     for item in outcome.items {
         if *remaining == 0 {
@@ -196,7 +218,12 @@ fn take_outcome(
         *remaining -= 1;
     }
     for (reason, text) in outcome.rejected {
-        report.rejected.push(RejectedRephrasing { seed_example_id: seed.id, call_id: outcome.call_id, reason, text });
+        report.rejected.push(RejectedRephrasing {
+            seed_example_id: seed.id,
+            call_id: outcome.call_id,
+            reason,
+            text,
+        });
     }
 }
 

@@ -12,12 +12,12 @@ use anyhow::Context;
 use sqlx::SqlitePool;
 
 use super::eda::EdaConfig;
-use super::generate::{generate_examples, AugGptTeacher};
+use super::generate::{AugGptTeacher, generate_examples};
 use super::wordnet::{self, WordNet};
-use super::{matched_run, BaselineSettings, MatchedRun, Method};
-use crate::driver::cli::{sha256_file, RunArgs};
+use super::{BaselineSettings, MatchedRun, Method, matched_run};
+use crate::driver::cli::{RunArgs, sha256_file};
 use crate::driver::config::RunConfig;
-use crate::driver::{dataset, execute, Finish};
+use crate::driver::{Finish, dataset, execute};
 use crate::store::{self, ExampleKind, NewRun, RunRow};
 use crate::teacher::Teacher;
 
@@ -92,8 +92,12 @@ pub async fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
         && let Some(existing) = find_run(&pool, name).await?
     {
         check_same_experiment(&existing, &args, &seed_sha256, test_sha256.as_deref())?;
-        let config: RunConfig = serde_json::from_str(&existing.config_json)
-            .with_context(|| format!("the stored configuration of run {} is unreadable", existing.name))?;
+        let config: RunConfig = serde_json::from_str(&existing.config_json).with_context(|| {
+            format!(
+                "the stored configuration of run {} is unreadable",
+                existing.name
+            )
+        })?;
         let settings = stored_settings(&pool, &existing).await?;
         tracing::info!(run = %existing.name, "continuing the unfinished baseline run");
         return finish(pool, existing, config, settings, &args.run.db).await;
@@ -111,7 +115,15 @@ pub async fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
     if settings.method == Method::AugGpt {
         config.teacher.examples_per_call = max_count(&settings, &args.run.seed)?;
     }
-    let run = create_run(&pool, &args, &config, &settings, &seed_sha256, test_sha256.as_deref()).await?;
+    let run = create_run(
+        &pool,
+        &args,
+        &config,
+        &settings,
+        &seed_sha256,
+        test_sha256.as_deref(),
+    )
+    .await?;
     finish(pool, run, config, settings, &args.run.db).await
 }
 
@@ -139,7 +151,10 @@ fn settings_from_args(
         args.method.as_str()
     );
     if args.method != Method::Finetune && args.match_run.is_none() && args.per_example.is_none() {
-        tracing::info!(per_example, "generating the default number of examples per seed example");
+        tracing::info!(
+            per_example,
+            "generating the default number of examples per seed example"
+        );
     }
     anyhow::ensure!(
         args.method != Method::Finetune || (args.match_run.is_none() && args.per_example.is_none()),
@@ -148,7 +163,8 @@ fn settings_from_args(
 
     let wordnet_dir = wordnet::resolve_wordnet_dir(args.wordnet_dir.as_deref());
     if args.method == Method::Eda {
-        eda.validate().context("invalid EDA flags (--alpha-sr, --alpha-ri, --alpha-rs, --p-rd)")?;
+        eda.validate()
+            .context("invalid EDA flags (--alpha-sr, --alpha-ri, --alpha-rs, --p-rd)")?;
         // Fails here, before a run is recorded, when WordNet is missing.
         WordNet::check_installed(&wordnet_dir)?;
     }
@@ -178,17 +194,29 @@ async fn create_run(
     test_sha256: Option<&str>,
 ) -> anyhow::Result<RunRow> {
     let seed = load_dataset(&args.run.seed, "--seed")?;
-    let test = args.run.test.as_deref().map(|path| load_dataset(path, "--test")).transpose()?;
+    let test = args
+        .run
+        .test
+        .as_deref()
+        .map(|path| load_dataset(path, "--test"))
+        .transpose()?;
     let seed_path = absolute_display(&args.run.seed)?;
     let test_path = args.run.test.as_deref().map(absolute_display).transpose()?;
-    let config_json = serde_json::to_string(config).context("failed to serialise the configuration")?;
-    let settings_json = serde_json::to_string(settings).context("failed to serialise the baseline settings")?;
+    let config_json =
+        serde_json::to_string(config).context("failed to serialise the configuration")?;
+    let settings_json =
+        serde_json::to_string(settings).context("failed to serialise the baseline settings")?;
 
-    let mut tx = pool.begin().await.context("failed to start a transaction")?;
+    let mut tx = pool
+        .begin()
+        .await
+        .context("failed to start a transaction")?;
     let name = match &args.run.name {
         Some(name) => name.clone(),
         None => {
-            let id = store::next_run_id(&mut *tx).await.context("failed to choose a run name")?;
+            let id = store::next_run_id(&mut *tx)
+                .await
+                .context("failed to choose a run name")?;
             format!("{}-{id}", settings.method.as_str())
         }
     };
@@ -207,16 +235,28 @@ async fn create_run(
     super::store::set_baseline_json(&mut *tx, run_id, &settings_json)
         .await
         .context("failed to store the baseline settings")?;
-    for (kind, examples) in [(ExampleKind::Seed, Some(&seed)), (ExampleKind::Test, test.as_ref())] {
+    for (kind, examples) in [
+        (ExampleKind::Seed, Some(&seed)),
+        (ExampleKind::Test, test.as_ref()),
+    ] {
         for example in examples.into_iter().flatten() {
-            store::insert_file_example(&mut *tx, run_id, kind, &example.question, &example.answer, example.line as i64)
-                .await
-                .context("failed to store the datasets")?;
+            store::insert_file_example(
+                &mut *tx,
+                run_id,
+                kind,
+                &example.question,
+                &example.answer,
+                example.line as i64,
+            )
+            .await
+            .context("failed to store the datasets")?;
         }
     }
     tx.commit().await.context("failed to commit the new run")?;
     tracing::info!(run = %name, run_id, method = settings.method.as_str(), seed = seed.len(), "created the baseline run");
-    find_run(pool, &name).await?.context("the run just created is missing")
+    find_run(pool, &name)
+        .await?
+        .context("the run just created is missing")
 }
 
 /// Generates the examples (once), then trains and evaluates.
@@ -231,7 +271,8 @@ async fn finish(
         Ok(generated) => generated,
         Err(err) => {
             let reason = format!("{err:#}");
-            if let Err(db_err) = store::set_run_status(&pool, run.id, "failed", Some(&reason)).await {
+            if let Err(db_err) = store::set_run_status(&pool, run.id, "failed", Some(&reason)).await
+            {
                 tracing::error!(run = %run.name, "failed to mark the run failed: {db_err}");
             }
             return Err(err);
@@ -250,8 +291,14 @@ async fn finish(
 
     let name = run.name.clone();
     match execute(pool, run, config, db).await? {
-        Finish::Completed => println!("baseline run {name} ({}) finished with {generated} generated examples", settings.method.as_str()),
-        Finish::NoMisses { .. } => println!("baseline run {name} ({}) finished", settings.method.as_str()),
+        Finish::Completed => println!(
+            "baseline run {name} ({}) finished with {generated} generated examples",
+            settings.method.as_str()
+        ),
+        Finish::NoMisses { .. } => println!(
+            "baseline run {name} ({}) finished",
+            settings.method.as_str()
+        ),
     }
     Ok(())
 }
@@ -265,7 +312,8 @@ async fn generate(
     if settings.method != Method::AugGpt {
         return generate_examples::<Teacher>(pool, run.id, settings, None).await;
     }
-    let teacher = Teacher::new(config.teacher_config(), pool.clone()).context("failed to set up the teacher client")?;
+    let teacher = Teacher::new(config.teacher_config(), pool.clone())
+        .context("failed to set up the teacher client")?;
     let teacher = AugGptTeacher {
         client: &teacher,
         batch_size: config.teacher.max_concurrent.max(1),
@@ -315,13 +363,28 @@ async fn stored_settings(pool: &SqlitePool, run: &RunRow) -> anyhow::Result<Base
     let json = super::store::baseline_json(pool, run.id)
         .await
         .context("failed to read the baseline settings")?
-        .with_context(|| format!("run {} has no baseline settings; is it an LLM2LLM run?", run.name))?;
-    serde_json::from_str(&json).with_context(|| format!("the stored baseline settings of run {} are unreadable", run.name))
+        .with_context(|| {
+            format!(
+                "run {} has no baseline settings; is it an LLM2LLM run?",
+                run.name
+            )
+        })?;
+    serde_json::from_str(&json).with_context(|| {
+        format!(
+            "the stored baseline settings of run {} are unreadable",
+            run.name
+        )
+    })
 }
 
 async fn find_run(pool: &SqlitePool, name_or_id: &str) -> anyhow::Result<Option<RunRow>> {
-    let mut conn = pool.acquire().await.context("failed to connect to the run database")?;
-    store::find_run(&mut conn, name_or_id).await.context("failed to look up the run")
+    let mut conn = pool
+        .acquire()
+        .await
+        .context("failed to connect to the run database")?;
+    store::find_run(&mut conn, name_or_id)
+        .await
+        .context("failed to look up the run")
 }
 
 fn load_dataset(path: &Path, flag: &str) -> anyhow::Result<Vec<dataset::FileExample>> {
@@ -333,12 +396,18 @@ fn load_dataset(path: &Path, flag: &str) -> anyhow::Result<Vec<dataset::FileExam
 fn check_run_name(name: &str) -> anyhow::Result<()> {
     let valid = !name.is_empty()
         && name.len() <= 100
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    anyhow::ensure!(valid, "invalid --name {name:?}: use 1 to 100 letters, digits, '.', '_' or '-'");
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    anyhow::ensure!(
+        valid,
+        "invalid --name {name:?}: use 1 to 100 letters, digits, '.', '_' or '-'"
+    );
     Ok(())
 }
 
 fn absolute_display(path: &Path) -> anyhow::Result<String> {
-    let absolute = std::path::absolute(path).with_context(|| format!("failed to resolve {}", path.display()))?;
+    let absolute = std::path::absolute(path)
+        .with_context(|| format!("failed to resolve {}", path.display()))?;
     Ok(absolute.display().to_string())
 }

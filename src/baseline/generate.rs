@@ -18,7 +18,7 @@ use sqlx::SqlitePool;
 use super::auggpt::{self, RephrasePlan, Rephraser, SeedQuestion};
 use super::eda::{self, EdaConfig};
 use super::wordnet::WordNet;
-use super::{BaselineSettings, Method, AUGMENT_ITERATION};
+use super::{AUGMENT_ITERATION, BaselineSettings, Method};
 use crate::store::{self, ExampleKind, NewGenerated, NewRejectedItem, Phase};
 use crate::teacher::Validator;
 
@@ -62,8 +62,13 @@ pub async fn generate_examples<R: Rephraser>(
         let started = Instant::now();
         if let Err(err) = run_phase(pool, run_id, settings, teacher, started).await {
             let seconds = started.elapsed().as_secs_f64();
-            if let Err(db_err) = store::fail_phase(pool, run_id, AUGMENT_ITERATION, Phase::Augment, seconds).await {
-                tracing::error!(run_id, "failed to record the failed augment phase: {db_err}");
+            if let Err(db_err) =
+                store::fail_phase(pool, run_id, AUGMENT_ITERATION, Phase::Augment, seconds).await
+            {
+                tracing::error!(
+                    run_id,
+                    "failed to record the failed augment phase: {db_err}"
+                );
             }
             return Err(err.context("the baseline's augment phase failed"));
         }
@@ -90,15 +95,29 @@ async fn run_phase<R: Rephraser>(
     let wanted: usize = counts.iter().sum();
     let seeds: Vec<SeedQuestion> = seeds
         .into_iter()
-        .map(|row| SeedQuestion { id: row.id, question: row.question, answer: row.answer })
+        .map(|row| SeedQuestion {
+            id: row.id,
+            question: row.question,
+            answer: row.answer,
+        })
         .collect();
-    tracing::info!(run_id, method = settings.method.as_str(), seeds = seeds.len(), wanted, "generating examples");
+    tracing::info!(
+        run_id,
+        method = settings.method.as_str(),
+        seeds = seeds.len(),
+        wanted,
+        "generating examples"
+    );
 
     let (generated, rejected, mut summary) = match settings.method {
         Method::Finetune => (Vec::new(), Vec::new(), json!({})),
         Method::Eda => {
             let generated = generate_eda(&seeds, &counts, settings).await?;
-            (generated, Vec::new(), json!({ "eda": settings.eda, "eda_seed": settings.eda_seed }))
+            (
+                generated,
+                Vec::new(),
+                json!({ "eda": settings.eda, "eda_seed": settings.eda_seed }),
+            )
         }
         Method::AugGpt => {
             let teacher = teacher.context("AugGPT needs a teacher client")?;
@@ -120,7 +139,10 @@ async fn run_phase<R: Rephraser>(
     summary["accepted"] = json!(generated.len());
     summary["matched_run"] = json!(settings.matched);
 
-    let mut tx = pool.begin().await.context("failed to start a transaction")?;
+    let mut tx = pool
+        .begin()
+        .await
+        .context("failed to start a transaction")?;
     for (position, example) in generated.iter().enumerate() {
         let row = NewGenerated {
             run_id,
@@ -145,14 +167,30 @@ async fn run_phase<R: Rephraser>(
             reason: &item.reason,
             text: &item.text,
         };
-        store::insert_rejected_item(&mut *tx, &row).await.context("failed to store a rejected item")?;
+        store::insert_rejected_item(&mut *tx, &row)
+            .await
+            .context("failed to store a rejected item")?;
     }
     let seconds = started.elapsed().as_secs_f64();
-    store::finish_phase(&mut *tx, run_id, AUGMENT_ITERATION, Phase::Augment, &summary.to_string(), seconds)
+    store::finish_phase(
+        &mut *tx,
+        run_id,
+        AUGMENT_ITERATION,
+        Phase::Augment,
+        &summary.to_string(),
+        seconds,
+    )
+    .await
+    .context("failed to record the end of the augment phase")?;
+    tx.commit()
         .await
-        .context("failed to record the end of the augment phase")?;
-    tx.commit().await.context("failed to commit the generated examples")?;
-    tracing::info!(run_id, generated = generated.len(), seconds, "augment phase done");
+        .context("failed to commit the generated examples")?;
+    tracing::info!(
+        run_id,
+        generated = generated.len(),
+        seconds,
+        "augment phase done"
+    );
     Ok(())
 }
 
@@ -164,17 +202,22 @@ async fn generate_eda(
     let dir = settings.wordnet_dir.clone();
     let config: EdaConfig = settings.eda;
     let seed = settings.eda_seed;
-    let pairs: Vec<(String, String)> =
-        seeds.iter().map(|seed| (seed.question.clone(), seed.answer.clone())).collect();
+    let pairs: Vec<(String, String)> = seeds
+        .iter()
+        .map(|seed| (seed.question.clone(), seed.answer.clone()))
+        .collect();
     let counts = counts.to_vec();
     // Loading WordNet reads about 28 MB and parsing is CPU work, so both
     // run off the async threads.
-    let augmented = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<eda::AugmentedExample>> {
-        let wordnet = WordNet::open(&dir)?;
-        Ok(eda::augment_examples(&pairs, &counts, &config, seed, &wordnet)?)
-    })
-    .await
-    .context("the EDA task panicked")??;
+    let augmented =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<eda::AugmentedExample>> {
+            let wordnet = WordNet::open(&dir)?;
+            Ok(eda::augment_examples(
+                &pairs, &counts, &config, seed, &wordnet,
+            )?)
+        })
+        .await
+        .context("the EDA task panicked")??;
 
     Ok(augmented
         .into_iter()
@@ -187,7 +230,11 @@ async fn generate_eda(
         .collect())
 }
 
-type AugGptResult = (Vec<Generated>, Vec<auggpt::RejectedRephrasing>, serde_json::Value);
+type AugGptResult = (
+    Vec<Generated>,
+    Vec<auggpt::RejectedRephrasing>,
+    serde_json::Value,
+);
 
 async fn generate_auggpt<R: Rephraser>(
     pool: &SqlitePool,

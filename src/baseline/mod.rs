@@ -111,12 +111,21 @@ pub fn split_evenly(total: usize, seeds: usize) -> Vec<usize> {
 /// that name) and counts its generated examples. Warns when that run is
 /// unfinished, used another seed file (`seed_sha256` differs) or generated
 /// nothing.
-pub async fn matched_run(pool: &SqlitePool, name_or_id: &str, seed_sha256: &str) -> anyhow::Result<MatchedRun> {
-    let mut conn = pool.acquire().await.context("failed to connect to the run database")?;
+pub async fn matched_run(
+    pool: &SqlitePool,
+    name_or_id: &str,
+    seed_sha256: &str,
+) -> anyhow::Result<MatchedRun> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .context("failed to connect to the run database")?;
     let run = crate::store::find_run(&mut conn, name_or_id)
         .await
         .context("failed to look up the run to match")?
-        .with_context(|| format!("no run named {name_or_id:?} in this database; `llm2llm list` shows the runs"))?;
+        .with_context(|| {
+            format!("no run named {name_or_id:?} in this database; `llm2llm list` shows the runs")
+        })?;
     let generated = store::count_generated(&mut *conn, run.id)
         .await
         .context("failed to count the matched run's generated examples")?;
@@ -130,5 +139,9 @@ pub async fn matched_run(pool: &SqlitePool, name_or_id: &str, seed_sha256: &str)
         tracing::warn!(run = %run.name, "the matched run generated no examples, so this baseline trains on the seed set alone");
     }
     tracing::info!(run = %run.name, generated, "matching the generated-example count of another run");
-    Ok(MatchedRun { id: run.id, name: run.name, generated: generated as usize })
+    Ok(MatchedRun {
+        id: run.id,
+        name: run.name,
+        generated: generated as usize,
+    })
 }

@@ -178,7 +178,11 @@ impl WordNet {
         for pos in Pos::ALL {
             for file in [index_file_name(pos), data_file_name(pos)] {
                 if let Err(source) = std::fs::metadata(dir.join(file)) {
-                    return Err(WordNetError::NotFound { path: dir.to_path_buf(), file, source });
+                    return Err(WordNetError::NotFound {
+                        path: dir.to_path_buf(),
+                        file,
+                        source,
+                    });
                 }
             }
         }

@@ -61,7 +61,11 @@ pub async fn run_with_seeds(pool: &SqlitePool, name: &str, method: &str) -> (i64
 }
 
 /// Baseline settings for `method` with `per_example` examples per seed.
-pub fn settings(method: Method, per_example: usize, matched: Option<MatchedRun>) -> BaselineSettings {
+pub fn settings(
+    method: Method,
+    per_example: usize,
+    matched: Option<MatchedRun>,
+) -> BaselineSettings {
     BaselineSettings {
         method,
         per_example,
@@ -75,7 +79,10 @@ pub fn settings(method: Method, per_example: usize, matched: Option<MatchedRun>)
 
 /// Generated examples of a run: (parent id, question, answer, teacher call
 /// id, method, iteration), in position order.
-pub async fn generated(pool: &SqlitePool, run_id: i64) -> Vec<(i64, String, String, Option<i64>, String, i64)> {
+pub async fn generated(
+    pool: &SqlitePool,
+    run_id: i64,
+) -> Vec<(i64, String, String, Option<i64>, String, i64)> {
     sqlx::query_as(
         "SELECT parent_id, question, answer, teacher_call_id, method, iteration FROM examples \
          WHERE run_id = ? AND kind = 'generated' ORDER BY position",
@@ -96,7 +103,12 @@ pub async fn answer_of(pool: &SqlitePool, example_id: i64) -> String {
 }
 
 /// Status of a run's phase, if started.
-pub async fn phase_status(pool: &SqlitePool, run_id: i64, iteration: i64, phase: &str) -> Option<String> {
+pub async fn phase_status(
+    pool: &SqlitePool,
+    run_id: i64,
+    iteration: i64,
+    phase: &str,
+) -> Option<String> {
     sqlx::query_scalar("SELECT status FROM phases WHERE run_id = ? AND iteration = ? AND phase = ?")
         .bind(run_id)
         .bind(iteration)
