@@ -1,7 +1,7 @@
 //! LoRA adapters on a [`Llama`]: fresh initialisation, and reading and
 //! writing Hugging Face PEFT's adapter directory.
 //!
-//! The directory holds `adapter_config.json` and `adapter_model.safetensors`.
+//! The directory contains `adapter_config.json` and `adapter_model.safetensors`.
 //! Tensor names are the module path with PEFT's wrapper prefix and without
 //! the adapter name, e.g.
 //! `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight` (r, in)

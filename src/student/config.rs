@@ -1,10 +1,10 @@
 //! The LLaMA model configuration read from a checkpoint's `config.json`.
 //!
 //! Hugging Face writes this file in two layouts: transformers 5 nests
-//! `rope_theta` under `rope_parameters`, writes `head_dim` and says `dtype`,
+//! `rope_theta` under `rope_parameters`, writes `head_dim` and names the dtype `dtype`,
 //! while LLaMA-2 checkpoints as published keep `rope_theta` at the top level
 //! (or leave it out, meaning 10000), have no `head_dim` (it is
-//! `hidden_size / num_attention_heads`) and say `torch_dtype`. Both are read
+//! `hidden_size / num_attention_heads`) and name it `torch_dtype`. Both are read
 //! here. Settings the engine does not implement (RoPE scaling, biases,
 //! activations other than SiLU) are rejected with an error naming the field.
 

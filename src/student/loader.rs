@@ -1,6 +1,6 @@
 //! Reading model weights from a Hugging Face checkpoint directory.
 //!
-//! A checkpoint holds either one `model.safetensors` or shards listed in
+//! A checkpoint contains either one `model.safetensors` or shards listed in
 //! `model.safetensors.index.json` (its `weight_map` maps each tensor name to
 //! its shard file). Files are memory-mapped; each tensor is checked against
 //! the shape the model expects and converted to the requested dtype, and
@@ -135,7 +135,7 @@ impl Weights {
         })
     }
 
-    /// Whether the checkpoint holds a tensor called `name`.
+    /// Whether the checkpoint contains a tensor called `name`.
     pub fn contains(&self, name: &str) -> bool {
         self.find(name).is_some()
     }

@@ -338,7 +338,7 @@ impl Student {
         Ok(())
     }
 
-    /// Tokenizes one example as training sees it: `<s> prompt`, then the
+    /// Tokenizes one example for training: `<s> prompt`, then the
     /// completion without special tokens and eos, truncated to `max_seq_len`.
     pub fn sft_sequence(
         &self,

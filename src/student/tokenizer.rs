@@ -2,7 +2,7 @@
 //!
 //! Prompts are encoded with the tokenizer's special tokens (LLaMA's
 //! post-processor prepends `<s>`); completions are encoded without them, so
-//! `prompt ++ completion` is what a trainer sees. Decoding skips special
+//! `prompt ++ completion` is the sequence a trainer uses. Decoding skips special
 //! tokens, and byte-fallback runs that are not valid UTF-8 decode to U+FFFD
 //! as in Hugging Face.
 
