@@ -12,7 +12,10 @@ fn sample_table() -> Table {
 #[test]
 fn csv_quotes_commas_and_quotes() {
     let csv = sample_table().to_csv();
-    assert_eq!(csv, "name,count\nplain,7\n\"a, \"\"quoted\"\" | cell\",12\n");
+    assert_eq!(
+        csv,
+        "name,count\nplain,7\n\"a, \"\"quoted\"\" | cell\",12\n"
+    );
 }
 
 #[test]
@@ -24,9 +27,15 @@ fn markdown_escapes_pipes() {
 #[test]
 fn markdown_marks_right_alignment() {
     let markdown = sample_table().to_markdown();
-    let alignment = markdown.lines().nth(1).expect("the table has an alignment row");
+    let alignment = markdown
+        .lines()
+        .nth(1)
+        .expect("the table has an alignment row");
     assert!(alignment.starts_with("| ---"), "{alignment}");
-    assert!(alignment.ends_with(":|") || alignment.ends_with(": |"), "{alignment}");
+    assert!(
+        alignment.ends_with(":|") || alignment.ends_with(": |"),
+        "{alignment}"
+    );
 }
 
 #[test]
