@@ -18,8 +18,8 @@ const URL_ENV: &str = "LLM2LLM_TEST_RESUME_URL";
 const UNSET_KEY_ENV: &str = "LLM2LLM_TEST_TEACHER_KEY_UNSET";
 const SEEDS: usize = 6;
 
-/// The batch the child process runs: one call per seed example of the
-/// first run in the database.
+/// Runs the child process's batch: one call per seed example of the first
+/// run in the database.
 #[tokio::test]
 #[ignore = "run as a child process by resumed_batch_requests_only_unanswered_calls"]
 async fn resume_child_batch() {

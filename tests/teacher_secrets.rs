@@ -33,7 +33,7 @@ fn echo_authorization(request: &SeenRequest) -> String {
 }
 
 #[test]
-fn api_key_stays_out_of_logs_database_and_errors() {
+fn api_key_never_leaks() {
     // SAFETY: this is the only test in this binary and no runtime or other
     // thread exists yet, so nothing reads the environment concurrently.
     unsafe { std::env::set_var(KEY_ENV, FAKE_KEY) };

@@ -3,15 +3,15 @@
 //! policy in one place (`RetryPolicy`, `ChatClient::complete`).
 //!
 //! async-openai 0.43 wraps its default HTTP executor in a retry layer (429,
-//! 5xx and connect errors, three retries) and sets no timeout. Stacked under
-//! our loop that would multiply attempts and hide them from the journal, so
-//! each attempt goes through `with_http_service` with a plain tower service
-//! over reqwest: no retries below us, and the service records the status
-//! and `Retry-After` headers that async-openai's error type drops.
+//! 5xx and connect errors, three retries) and sets no timeout. Under our
+//! loop that layer would multiply attempts and hide them from the journal.
+//! So each attempt goes through `with_http_service` with a plain tower
+//! service over reqwest, which retries nothing and records the status and
+//! `Retry-After` headers that async-openai's error type drops.
 //!
-//! The API key is read from the environment once, kept only inside
-//! async-openai's `SecretString`, and removed from every error text this
-//! module produces.
+//! The API key is read from the environment once and sent only in the
+//! Authorization header. It is removed from response bodies before
+//! async-openai sees them, and from every error text this module produces.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -107,7 +107,7 @@ impl RetryPolicy {
     }
 }
 
-/// How one failed attempt affects the call and the batch.
+/// Effect of one failed attempt on the call and the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
     /// Transient: try again after a delay.
@@ -119,7 +119,8 @@ pub enum Disposition {
     StopBatch,
 }
 
-/// What went wrong in one attempt. Messages never contain the API key.
+/// Failure of one attempt. Messages are redacted, so they never contain the
+/// API key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptFailure {
     Status {
@@ -204,7 +205,7 @@ pub struct Completion {
     pub latency: Duration,
 }
 
-/// Why a call ended without a reply.
+/// Reason a call ended without a reply.
 #[derive(Debug)]
 pub enum CallFailure<E> {
     /// This call failed; the batch goes on.
@@ -365,9 +366,9 @@ impl ChatClient {
             ChatCompletionRequestSystemMessage::from(system).into(),
             ChatCompletionRequestUserMessage::from(user).into(),
         ];
-        // `max_tokens` rather than `max_completion_tokens`, because local
-        // servers (llama.cpp, older vLLM) read only the older field; `seed`
-        // is deprecated by OpenAI but still honoured by local servers.
+        // The request sets `max_tokens` rather than `max_completion_tokens`,
+        // because local servers (llama.cpp, older vLLM) read only the older
+        // field. OpenAI deprecated `seed`, but local servers still use it.
         #[allow(deprecated)]
         CreateChatCompletionRequest {
             model: settings.model.clone(),
@@ -482,8 +483,8 @@ impl ChatClient {
         unreachable!("the attempt loop returns on its last attempt")
     }
 
-    /// One attempt with the per-attempt timeout, through async-openai with
-    /// no retry layer.
+    /// Sends one attempt through async-openai, with no retry layer and the
+    /// per-attempt timeout.
     async fn send_once(&self, request: &CreateChatCompletionRequest) -> Result<ChatReply, AttemptFailure> {
         let head = Arc::new(Mutex::new(ResponseHead::default()));
         let http = self.http.clone();
@@ -543,7 +544,7 @@ impl ChatClient {
         }
     }
 
-    /// The message for a call that finally failed, saying what to fix.
+    /// Builds the message for a call that finally failed, saying what to fix.
     fn explain(&self, failure: &AttemptFailure, model: &str) -> String {
         let base = &self.base_url;
         let env = &self.api_key_env;
@@ -706,8 +707,10 @@ mod tests {
         let policy = policy();
         let first = policy.delay(1, None);
         let third = policy.delay(3, None);
-        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
-        assert!(third >= Duration::from_millis(150) && third <= Duration::from_millis(300));
+        assert!(first >= Duration::from_millis(50), "{first:?}");
+        assert!(first <= Duration::from_millis(100), "{first:?}");
+        assert!(third >= Duration::from_millis(150), "{third:?}");
+        assert!(third <= Duration::from_millis(300), "{third:?}");
     }
 
     #[test]
@@ -746,6 +749,7 @@ mod tests {
         let mut bucket = bucket.into_inner().unwrap();
         assert_eq!(bucket.try_take(60.0), Ok(()));
         let wait = bucket.try_take(1.0).unwrap_err();
-        assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1));
+        assert!(wait > Duration::from_millis(900), "{wait:?}");
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
     }
 }

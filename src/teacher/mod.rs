@@ -106,8 +106,8 @@ pub struct AugmentOutcome {
 }
 
 /// Errors of the teacher. A call that fails after all attempts is not an
-/// error here but an `AugmentOutcome` with `error` set; `Api` is reserved
-/// for failures that no retry can fix (key, URL, model name).
+/// error here but an `AugmentOutcome` with `error` set. `Api` is for
+/// failures that no retry can fix (key, URL, model name).
 #[derive(Debug, thiserror::Error)]
 pub enum TeacherError {
     #[error("invalid teacher setting `{field}`: {message}")]
@@ -226,7 +226,7 @@ struct PreparedCall {
     request_key: String,
 }
 
-/// Where a call's journal row and position in the batch belong.
+/// Run, iteration and purpose shared by the calls of one batch.
 #[derive(Clone, Copy)]
 struct BatchContext {
     run_id: i64,

@@ -117,7 +117,7 @@ fn reject_whole_reply(lines: &[String], finish_reason: Option<&str>) -> Option<P
     })
 }
 
-/// The reason for a non-empty reply in which no item was found.
+/// Classifies a non-empty reply in which no item was found.
 fn classify_itemless(lines: &[String], finish_reason: Option<&str>) -> RejectReason {
     const REFUSAL_OPENINGS: [&str; 8] = [
         "i'm sorry",

@@ -13,7 +13,7 @@ use std::fmt;
 
 use rayon::prelude::*;
 
-/// Why a parsed item or a whole reply was rejected. `as_str` is the value
+/// Reason a parsed item or a whole reply was rejected. `as_str` is the value
 /// stored in `rejected_items.reason` and in the per-call counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RejectReason {
@@ -129,7 +129,7 @@ fn check_annotation(annotation: &str) -> Result<(), RejectReason> {
     }
 }
 
-/// Whether an evaluated annotation equals its stated value. A stated value
+/// Checks whether an evaluated annotation equals its stated value. A stated value
 /// with d decimals may be rounded to d decimals (`10/3=3.33`), while an
 /// integer must be exact up to float error, so `10/3=3` is wrong.
 fn annotation_matches(value: f64, stated: f64, stated_text: &str) -> bool {
@@ -501,7 +501,8 @@ impl TokenRanks {
         Self { frequency }
     }
 
-    /// The first `len` elements of `tokens` in rank order, as element keys.
+    /// Returns the first `len` elements of `tokens` in rank order, as element
+    /// keys.
     fn prefix(&self, tokens: &[u32], len: usize) -> Vec<u64> {
         let mut seen: HashMap<u32, u32> = HashMap::new();
         let mut elements: Vec<(u32, u32, u32)> = tokens
@@ -657,10 +658,10 @@ impl Validator {
     }
 
     /// Admits a batch with the same result as calling `admit` on each
-    /// question in order, using all cores: each question is compared in
-    /// parallel against the known questions and against the earlier
-    /// questions of the batch, then a sequential pass admits a question
-    /// unless one of its near copies earlier in the batch was admitted.
+    /// question in order, using all cores. Each question is compared in
+    /// parallel against the known questions and the earlier questions of the
+    /// batch. Then a sequential pass admits a question unless one of its near
+    /// copies earlier in the batch was admitted.
     pub fn admit_all<S: AsRef<str>>(&mut self, questions: &[S]) -> Vec<Result<(), RejectReason>> {
         let threshold = self.threshold;
         let mut batch = PrefixIndex::default();
