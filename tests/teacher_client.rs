@@ -543,3 +543,49 @@ async fn sample_index_changes_the_sampling_seed() {
     seeds_sent.sort();
     assert_eq!(seeds_sent, [7, 8]);
 }
+
+#[tokio::test]
+async fn answered_request_in_other_run_is_reused() {
+    let server = ScriptedServer::start(|_, _| completion(&two_good_items("Una"), "stop")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = open_db(dir.path()).await;
+    let (first_run, seeds) = seed_run(&pool, "first", 2).await;
+    let (second_run, _) = seed_run(&pool, "second", 0).await;
+    let teacher = teacher_for(&server, &pool).await;
+    let requests = requests_for(&pool, &seeds).await;
+
+    let first = teacher.augment(first_run, 0, Purpose::Llm2llm, requests.clone()).await.unwrap();
+    let second = teacher.augment(second_run, 0, Purpose::Llm2llm, requests).await.unwrap();
+    assert_eq!(server.request_count(), 2);
+    assert!(second.iter().all(|outcome| outcome.from_journal));
+    assert_eq!(second[0].items, first[0].items);
+    assert_ne!(second[0].call_id, first[0].call_id);
+    let (run_id, attempts): (i64, i64) = sqlx::query_as("SELECT run_id, attempts FROM teacher_calls WHERE id = ?")
+        .bind(second[0].call_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!((run_id, attempts), (second_run, 0));
+    assert_eq!(teacher.usage(second_run).await.unwrap().calls, 0);
+    assert_eq!(teacher.usage(first_run).await.unwrap().calls, 2);
+}
+
+#[tokio::test]
+async fn invalid_settings_are_rejected_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = open_db(dir.path()).await;
+    let mut config = test_config("http://127.0.0.1:9/v1", UNSET_KEY_ENV);
+    config.max_attempts = 0;
+    let message = Teacher::new(config, pool.clone()).err().unwrap().to_string();
+    assert!(message.contains("max_attempts"), "{message}");
+
+    let mut config = test_config("not a url", UNSET_KEY_ENV);
+    config.max_attempts = 1;
+    let message = Teacher::new(config, pool.clone()).err().unwrap().to_string();
+    assert!(message.contains("base_url"), "{message}");
+
+    let mut config = test_config("http://127.0.0.1:9/v1", UNSET_KEY_ENV);
+    config.user_prompt = dir.path().join("missing.md");
+    let error = Teacher::new(config, pool).err().unwrap();
+    assert!(error.to_string().contains("missing.md"), "{error}");
+}

@@ -204,9 +204,14 @@ impl TeacherConfig {
         if !(self.rouge_threshold > 0.0 && self.rouge_threshold <= 1.0) {
             return invalid("rouge_threshold", format!("{} is outside (0, 1]", self.rouge_threshold));
         }
-        let prices = [self.price_prompt_per_million, self.price_completion_per_million];
-        if prices.iter().any(|price| !(price.is_finite() && *price >= 0.0)) {
-            return invalid("price_prompt_per_million", "prices must be finite and not negative".into());
+        let prices = [
+            ("price_prompt_per_million", self.price_prompt_per_million),
+            ("price_completion_per_million", self.price_completion_per_million),
+        ];
+        for (field, price) in prices {
+            if !(price.is_finite() && price >= 0.0) {
+                return invalid(field, format!("{price} is not a finite, non-negative USD amount"));
+            }
         }
         Ok(())
     }
