@@ -169,8 +169,12 @@ impl AttemptFailure {
 
     fn short(&self) -> String {
         match self {
-            AttemptFailure::Status { status, message, .. } => format!("HTTP {status}: {message}"),
-            AttemptFailure::Timeout(limit) => format!("timed out after {:.3} s", limit.as_secs_f64()),
+            AttemptFailure::Status {
+                status, message, ..
+            } => format!("HTTP {status}: {message}"),
+            AttemptFailure::Timeout(limit) => {
+                format!("timed out after {:.3} s", limit.as_secs_f64())
+            }
             AttemptFailure::Transport(message) => format!("connection failed: {message}"),
             AttemptFailure::InvalidResponse(message) => {
                 format!("invalid response body: {message}")
@@ -251,7 +255,9 @@ impl RateBucket {
             self.available -= amount;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((amount - self.available) / self.per_second))
+            Err(Duration::from_secs_f64(
+                (amount - self.available) / self.per_second,
+            ))
         }
     }
 }
@@ -262,13 +268,18 @@ async fn take_from(bucket: &Option<Mutex<RateBucket>>, amount: f64) {
     };
     loop {
         let wait = {
-            let mut guard = bucket.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut guard = bucket
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             match guard.try_take(amount) {
                 Ok(()) => return,
                 Err(wait) => wait,
             }
         };
-        debug!(wait_ms = wait.as_millis() as u64, "waiting for the teacher rate limit");
+        debug!(
+            wait_ms = wait.as_millis() as u64,
+            "waiting for the teacher rate limit"
+        );
         tokio::time::sleep(wait).await;
     }
 }
@@ -485,7 +496,10 @@ impl ChatClient {
 
     /// Sends one attempt through async-openai, with no retry layer and the
     /// per-attempt timeout.
-    async fn send_once(&self, request: &CreateChatCompletionRequest) -> Result<ChatReply, AttemptFailure> {
+    async fn send_once(
+        &self,
+        request: &CreateChatCompletionRequest,
+    ) -> Result<ChatReply, AttemptFailure> {
         let head = Arc::new(Mutex::new(ResponseHead::default()));
         let http = self.http.clone();
         let head_slot = Arc::clone(&head);
@@ -498,16 +512,23 @@ impl ChatClient {
                 let request = factory.build().await?;
                 let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
                 {
-                    let mut slot = head_slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let mut slot = head_slot
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
                     slot.status = Some(response.status());
                     slot.retry_after = parse_retry_after(response.headers());
                 }
                 redact_body(response, api_key.as_deref()).await
             }
         });
-        let client = Client::build(self.http.clone(), self.openai.clone()).with_http_service(service);
-        let outcome = tokio::time::timeout(self.policy.timeout, client.chat().create(request.clone())).await;
-        let head = head.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let client =
+            Client::build(self.http.clone(), self.openai.clone()).with_http_service(service);
+        let outcome =
+            tokio::time::timeout(self.policy.timeout, client.chat().create(request.clone())).await;
+        let head = head
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
         match outcome {
             Err(_) => Err(AttemptFailure::Timeout(self.policy.timeout)),
             Ok(Ok(response)) => Ok(reply_from(response)),
@@ -530,16 +551,21 @@ impl ChatClient {
                 message: self.redact(&truncate(&content, 300)),
                 retry_after: head.retry_after,
             },
-            (OpenAIError::JSONDeserialize(error, content), None) => AttemptFailure::InvalidResponse(
-                self.redact(&format!("{error}; body starts with {:?}", truncate(&content, 200))),
-            ),
+            (OpenAIError::JSONDeserialize(error, content), None) => {
+                AttemptFailure::InvalidResponse(self.redact(&format!(
+                    "{error}; body starts with {:?}",
+                    truncate(&content, 200)
+                )))
+            }
             (OpenAIError::Reqwest(error), _) if error.is_builder() => {
                 AttemptFailure::Request(self.redact(&error_chain(&error)))
             }
             (OpenAIError::Reqwest(error), _) if error.is_timeout() => {
                 AttemptFailure::Timeout(self.policy.timeout)
             }
-            (OpenAIError::Reqwest(error), _) => AttemptFailure::Transport(self.redact(&error_chain(&error))),
+            (OpenAIError::Reqwest(error), _) => {
+                AttemptFailure::Transport(self.redact(&error_chain(&error)))
+            }
             (other, _) => AttemptFailure::Request(self.redact(&other.to_string())),
         }
     }
@@ -554,16 +580,32 @@ impl ChatClient {
             format!("no key (the environment variable {env} is not set)")
         };
         match failure {
-            AttemptFailure::Status { status: 401, message, .. } => format!(
+            AttemptFailure::Status {
+                status: 401,
+                message,
+                ..
+            } => format!(
                 "the teacher API at {base} rejected {key_state} (HTTP 401: {message}); set {env} to a valid API key"
             ),
-            AttemptFailure::Status { status: 403, message, .. } => format!(
+            AttemptFailure::Status {
+                status: 403,
+                message,
+                ..
+            } => format!(
                 "the teacher API at {base} denied access with {key_state} (HTTP 403: {message}); check that the key may use the model `{model}`"
             ),
-            AttemptFailure::Status { status: 404, message, .. } => format!(
+            AttemptFailure::Status {
+                status: 404,
+                message,
+                ..
+            } => format!(
                 "the teacher API returned HTTP 404 for {base}/chat/completions ({message}); check the base URL (it usually ends in /v1) and the model name `{model}`"
             ),
-            AttemptFailure::Status { status: 400, message, .. } => format!(
+            AttemptFailure::Status {
+                status: 400,
+                message,
+                ..
+            } => format!(
                 "the teacher API at {base} rejected the request as invalid (HTTP 400: {message}); check the model name `{model}` and the sampling settings (temperature, top_p, max_tokens, seed)"
             ),
             AttemptFailure::Request(message) => format!(
@@ -586,7 +628,10 @@ impl ChatClient {
 /// error bodies (at WARN for 5xx, at ERROR when they are not JSON), and a
 /// server that echoes the request's Authorization header would otherwise
 /// put the key in the logs and the journal.
-async fn redact_body(response: reqwest::Response, api_key: Option<&str>) -> Result<reqwest::Response, OpenAIError> {
+async fn redact_body(
+    response: reqwest::Response,
+    api_key: Option<&str>,
+) -> Result<reqwest::Response, OpenAIError> {
     let Some(key) = api_key else {
         return Ok(response);
     };
@@ -716,8 +761,14 @@ mod tests {
     #[test]
     fn retry_after_wins_and_is_capped() {
         let policy = policy();
-        assert_eq!(policy.delay(1, Some(Duration::from_millis(700))), Duration::from_millis(700));
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(2));
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_millis(700))),
+            Duration::from_millis(700)
+        );
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(60))),
+            Duration::from_secs(2)
+        );
     }
 
     #[test]
@@ -726,7 +777,10 @@ mod tests {
         headers.insert("retry-after", "2".parse().unwrap());
         assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(2)));
         headers.insert("retry-after-ms", "150".parse().unwrap());
-        assert_eq!(parse_retry_after(&headers), Some(Duration::from_millis(150)));
+        assert_eq!(
+            parse_retry_after(&headers),
+            Some(Duration::from_millis(150))
+        );
     }
 
     #[test]
