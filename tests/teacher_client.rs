@@ -31,13 +31,25 @@ async fn success_is_journaled_and_reused() {
     let teacher = teacher_for(&server, &pool).await;
 
     let outcomes = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
     assert_eq!(outcomes.len(), 2);
     assert_eq!(outcomes[0].items.len(), 2);
-    assert_eq!(outcomes[0].items[0].answer, "There are 3*4 = <<3*4=12>>12 pens.\n#### 12");
-    assert!(outcomes.iter().all(|outcome| outcome.error.is_none() && !outcome.from_journal));
+    assert_eq!(
+        outcomes[0].items[0].answer,
+        "There are 3*4 = <<3*4=12>>12 pens.\n#### 12"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| outcome.error.is_none() && !outcome.from_journal)
+    );
 
     let (status, response, finish, prompt_tokens, completion_tokens, parse_json, request_json): (
         String,
@@ -72,7 +84,12 @@ async fn success_is_journaled_and_reused() {
 
     // The same batch again comes from the journal: no new request.
     let again = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
     assert_eq!(server.request_count(), 2);
@@ -81,9 +98,15 @@ async fn success_is_journaled_and_reused() {
     assert_eq!(again[1].call_id, outcomes[1].call_id);
 
     let usage = teacher.usage(run_id).await.unwrap();
-    assert_eq!((usage.calls, usage.prompt_tokens, usage.completion_tokens), (2, 240, 160));
+    assert_eq!(
+        (usage.calls, usage.prompt_tokens, usage.completion_tokens),
+        (2, 240, 160)
+    );
     let cost = teacher.config().cost(&usage);
-    assert!((cost - (240.0 * 1.0 + 160.0 * 2.0) / 1e6).abs() < 1e-12, "{cost}");
+    assert!(
+        (cost - (240.0 * 1.0 + 160.0 * 2.0) / 1e6).abs() < 1e-12,
+        "{cost}"
+    );
 }
 
 #[tokio::test]
@@ -92,7 +115,9 @@ async fn rate_limit_honours_retry_after() {
         0 => Reply::Raw {
             status: 429,
             headers: vec![("retry-after", "1".to_owned())],
-            body: r#"{"error":{"message":"slow down","type":"rate_limit","param":null,"code":null}}"#.to_owned(),
+            body:
+                r#"{"error":{"message":"slow down","type":"rate_limit","param":null,"code":null}}"#
+                    .to_owned(),
         },
         _ => completion(&two_good_items("Leo"), "stop"),
     })
@@ -104,10 +129,18 @@ async fn rate_limit_honours_retry_after() {
 
     let started = std::time::Instant::now();
     let outcomes = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was not honoured");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
     assert_eq!(outcomes[0].items.len(), 2);
     assert_eq!(
         attempts_of(&pool, outcomes[0].call_id).await,
@@ -116,7 +149,10 @@ async fn rate_limit_honours_retry_after() {
             (2, Some(200), "ok".to_owned(), None)
         ]
     );
-    assert_eq!(call_status(&pool, outcomes[0].call_id).await, ("ok".to_owned(), 2, None));
+    assert_eq!(
+        call_status(&pool, outcomes[0].call_id).await,
+        ("ok".to_owned(), 2, None)
+    );
 }
 
 #[tokio::test]
@@ -136,16 +172,34 @@ async fn server_errors_are_retried_until_success() {
     let teacher = teacher_for(&server, &pool).await;
 
     let outcomes = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
     assert_eq!(outcomes[0].items.len(), 2);
     assert_eq!(server.request_count(), 3);
     let attempts = attempts_of(&pool, outcomes[0].call_id).await;
     let statuses: Vec<_> = attempts.iter().map(|row| (row.1, row.2.as_str())).collect();
-    assert_eq!(statuses, [(Some(500), "retry"), (Some(500), "retry"), (Some(200), "ok")]);
-    assert!(attempts[0].3.is_some_and(|delay| delay > 0), "backoff delay not journaled");
-    assert_eq!(call_status(&pool, outcomes[0].call_id).await, ("ok".to_owned(), 3, None));
+    assert_eq!(
+        statuses,
+        [
+            (Some(500), "retry"),
+            (Some(500), "retry"),
+            (Some(200), "ok")
+        ]
+    );
+    assert!(
+        attempts[0].3.is_some_and(|delay| delay > 0),
+        "backoff delay not journaled"
+    );
+    assert_eq!(
+        call_status(&pool, outcomes[0].call_id).await,
+        ("ok".to_owned(), 3, None)
+    );
 }
 
 #[tokio::test]
@@ -165,10 +219,18 @@ async fn timeouts_fail_the_call_not_the_batch() {
     let mut config = test_config(&server.base_url(), UNSET_KEY_ENV);
     config.timeout_secs = 0.2;
     config.max_attempts = 2;
-    let teacher = Teacher::new(config, pool.clone()).unwrap().with_backoff(fast_backoff()).unwrap();
+    let teacher = Teacher::new(config, pool.clone())
+        .unwrap()
+        .with_backoff(fast_backoff())
+        .unwrap();
 
     let outcomes = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
     let error = outcomes[0].error.clone().unwrap_or_default();
@@ -192,10 +254,18 @@ async fn unauthorized_stops_without_retry() {
     let (run_id, seeds) = seed_run(&pool, "unauthorized", 3).await;
     let mut config = test_config(&server.base_url(), UNSET_KEY_ENV);
     config.max_concurrent = 1;
-    let teacher = Teacher::new(config, pool.clone()).unwrap().with_backoff(fast_backoff()).unwrap();
+    let teacher = Teacher::new(config, pool.clone())
+        .unwrap()
+        .with_backoff(fast_backoff())
+        .unwrap();
 
     let error = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap_err();
     assert!(matches!(error, TeacherError::Api { .. }));
@@ -212,7 +282,10 @@ async fn unauthorized_stops_without_retry() {
             .unwrap();
     assert_eq!(status, "failed");
     assert_eq!(journaled_error, message);
-    assert_eq!(attempts_of(&pool, call_id).await, vec![(1, Some(401), "fatal".to_owned(), None)]);
+    assert_eq!(
+        attempts_of(&pool, call_id).await,
+        vec![(1, Some(401), "fatal".to_owned(), None)]
+    );
 }
 
 #[tokio::test]
@@ -229,7 +302,12 @@ async fn not_found_names_url_and_model() {
     let teacher = teacher_for(&server, &pool).await;
 
     let message = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap_err()
         .to_string();
@@ -255,7 +333,12 @@ async fn bad_request_fails_only_that_call() {
     let teacher = teacher_for(&server, &pool).await;
 
     let outcomes = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
     let error = outcomes[1].error.clone().unwrap_or_default();
@@ -283,7 +366,12 @@ async fn dropped_connection_is_retried() {
     let teacher = teacher_for(&server, &pool).await;
 
     let outcomes = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
     assert_eq!(outcomes[0].items.len(), 2);
@@ -305,10 +393,18 @@ async fn invalid_json_body_is_retried_then_fails() {
     let (run_id, seeds) = seed_run(&pool, "invalid-json", 1).await;
     let mut config = test_config(&server.base_url(), UNSET_KEY_ENV);
     config.max_attempts = 2;
-    let teacher = Teacher::new(config, pool.clone()).unwrap().with_backoff(fast_backoff()).unwrap();
+    let teacher = Teacher::new(config, pool.clone())
+        .unwrap()
+        .with_backoff(fast_backoff())
+        .unwrap();
 
     let outcomes = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
     let error = outcomes[0].error.clone().unwrap_or_default();
@@ -329,7 +425,12 @@ async fn truncated_reply_drops_the_cut_item() {
     let teacher = teacher_for(&server, &pool).await;
 
     let outcomes = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
     assert_eq!(outcomes[0].items.len(), 1);
@@ -343,11 +444,12 @@ async fn truncated_reply_drops_the_cut_item() {
             .unwrap();
     assert_eq!(finish, "length");
     assert_eq!(parse_json, r#"{"items":1,"rejected":{"truncated":1}}"#);
-    let reasons: Vec<String> = sqlx::query_scalar("SELECT reason FROM rejected_items WHERE call_id = ?")
-        .bind(outcomes[0].call_id)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let reasons: Vec<String> =
+        sqlx::query_scalar("SELECT reason FROM rejected_items WHERE call_id = ?")
+            .bind(outcomes[0].call_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(reasons, ["truncated"]);
 }
 
@@ -371,12 +473,24 @@ async fn malformed_replies_are_counted_by_reason() {
     let teacher = teacher_for(&server, &pool).await;
 
     let outcomes = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
-    let reasons: Vec<&str> = outcomes.iter().map(|outcome| outcome.rejected[0].0.as_str()).collect();
+    let reasons: Vec<&str> = outcomes
+        .iter()
+        .map(|outcome| outcome.rejected[0].0.as_str())
+        .collect();
     assert_eq!(reasons, ["no_items", "refusal", "empty_reply"]);
-    assert!(outcomes.iter().all(|outcome| outcome.items.is_empty() && outcome.error.is_none()));
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| outcome.items.is_empty() && outcome.error.is_none())
+    );
     let journaled: Vec<(String, String)> = sqlx::query_as(
         "SELECT c.status, r.reason FROM rejected_items r JOIN teacher_calls c ON c.id = r.call_id \
          ORDER BY r.seed_example_id",
@@ -404,10 +518,19 @@ Solution 3:\nShe reads 6*5 = <<6*5=30>>30 pages.\n#### 30\n";
     let teacher = teacher_for(&server, &pool).await;
 
     let outcomes = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
-    let questions: Vec<&str> = outcomes[0].items.iter().map(|item| item.question.as_str()).collect();
+    let questions: Vec<&str> = outcomes[0]
+        .items
+        .iter()
+        .map(|item| item.question.as_str())
+        .collect();
     assert_eq!(
         questions,
         [
@@ -417,12 +540,13 @@ Solution 3:\nShe reads 6*5 = <<6*5=30>>30 pages.\n#### 30\n";
     );
     assert_eq!(outcomes[0].rejected.len(), 1);
     assert_eq!(outcomes[0].rejected[0].0, "wrong_annotation");
-    let (reason, text, seed): (String, String, i64) =
-        sqlx::query_as("SELECT reason, text, seed_example_id FROM rejected_items WHERE call_id = ?")
-            .bind(outcomes[0].call_id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let (reason, text, seed): (String, String, i64) = sqlx::query_as(
+        "SELECT reason, text, seed_example_id FROM rejected_items WHERE call_id = ?",
+    )
+    .bind(outcomes[0].call_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(reason, "wrong_annotation");
     assert!(text.contains("<<50-15=45>>"));
     assert_eq!(seed, seeds[0]);
@@ -437,7 +561,10 @@ async fn outcomes_follow_request_order() {
             .find(|index| message.contains(&format!("Seed question number {index}:")))
             .unwrap_or(0);
         let delay = Duration::from_millis(200 - 50 * index as u64);
-        Reply::Delayed(delay, Box::new(completion(&two_good_items(&format!("Tag{index}")), "stop")))
+        Reply::Delayed(
+            delay,
+            Box::new(completion(&two_good_items(&format!("Tag{index}")), "stop")),
+        )
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -446,12 +573,23 @@ async fn outcomes_follow_request_order() {
     let teacher = teacher_for(&server, &pool).await;
 
     let outcomes = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
     for (index, outcome) in outcomes.iter().enumerate() {
         assert_eq!(outcome.seed_example_id, seeds[index]);
-        assert!(outcome.items[0].question.starts_with(&format!("Tag{index} ")), "{:?}", outcome.items);
+        assert!(
+            outcome.items[0]
+                .question
+                .starts_with(&format!("Tag{index} ")),
+            "{:?}",
+            outcome.items
+        );
     }
 }
 
@@ -476,22 +614,42 @@ async fn failed_call_is_sent_again_by_next_batch() {
     let (run_id, seeds) = seed_run(&pool, "failed-again", 1).await;
     let mut config = test_config(&server.base_url(), UNSET_KEY_ENV);
     config.max_attempts = 2;
-    let teacher = Teacher::new(config, pool.clone()).unwrap().with_backoff(fast_backoff()).unwrap();
+    let teacher = Teacher::new(config, pool.clone())
+        .unwrap()
+        .with_backoff(fast_backoff())
+        .unwrap();
 
     let first = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
     assert!(first[0].error.is_some());
     failing.store(0, Ordering::SeqCst);
     let second = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
     assert!(second[0].error.is_none());
     assert_eq!(second[0].call_id, first[0].call_id);
-    assert_eq!(call_status(&pool, second[0].call_id).await, ("ok".to_owned(), 3, None));
-    let attempt_numbers: Vec<i64> = attempts_of(&pool, second[0].call_id).await.iter().map(|row| row.0).collect();
+    assert_eq!(
+        call_status(&pool, second[0].call_id).await,
+        ("ok".to_owned(), 3, None)
+    );
+    let attempt_numbers: Vec<i64> = attempts_of(&pool, second[0].call_id)
+        .await
+        .iter()
+        .map(|row| row.0)
+        .collect();
     assert_eq!(attempt_numbers, [1, 2, 3]);
 }
 
@@ -512,9 +670,17 @@ Question 2: After buying 2 more apples, how many apples does Ann have?",
     let requests = requests_for(&pool, &seeds).await;
     let seed_answer = requests[0].answer.clone();
 
-    let outcomes = teacher.augment(run_id, 0, Purpose::AugGpt, requests).await.unwrap();
+    let outcomes = teacher
+        .augment(run_id, 0, Purpose::AugGpt, requests)
+        .await
+        .unwrap();
     assert_eq!(outcomes[0].items.len(), 2);
-    assert!(outcomes[0].items.iter().all(|item| item.answer == seed_answer));
+    assert!(
+        outcomes[0]
+            .items
+            .iter()
+            .all(|item| item.answer == seed_answer)
+    );
     let purpose: String = sqlx::query_scalar("SELECT purpose FROM teacher_calls WHERE id = ?")
         .bind(outcomes[0].call_id)
         .fetch_one(&pool)
@@ -522,7 +688,11 @@ Question 2: After buying 2 more apples, how many apples does Ann have?",
         .unwrap();
     assert_eq!(purpose, "auggpt");
     let seen = server.seen();
-    assert!(seen[0].user_message().contains("Original problem: Seed question number 0"));
+    assert!(
+        seen[0]
+            .user_message()
+            .contains("Original problem: Seed question number 0")
+    );
 }
 
 #[tokio::test]
@@ -537,9 +707,75 @@ async fn sample_index_changes_the_sampling_seed() {
     second.sample_index = 1;
     requests.push(second);
 
-    let outcomes = teacher.augment(run_id, 0, Purpose::Llm2llm, requests).await.unwrap();
+    let outcomes = teacher
+        .augment(run_id, 0, Purpose::Llm2llm, requests)
+        .await
+        .unwrap();
     assert_ne!(outcomes[0].call_id, outcomes[1].call_id);
-    let mut seeds_sent: Vec<i64> = server.seen().iter().map(|request| request.body["seed"].as_i64().unwrap()).collect();
+    let mut seeds_sent: Vec<i64> = server
+        .seen()
+        .iter()
+        .map(|request| request.body["seed"].as_i64().unwrap())
+        .collect();
     seeds_sent.sort();
     assert_eq!(seeds_sent, [7, 8]);
+}
+
+#[tokio::test]
+async fn answered_request_in_other_run_is_reused() {
+    let server = ScriptedServer::start(|_, _| completion(&two_good_items("Una"), "stop")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = open_db(dir.path()).await;
+    let (first_run, seeds) = seed_run(&pool, "first", 2).await;
+    let (second_run, _) = seed_run(&pool, "second", 0).await;
+    let teacher = teacher_for(&server, &pool).await;
+    let requests = requests_for(&pool, &seeds).await;
+
+    let first = teacher
+        .augment(first_run, 0, Purpose::Llm2llm, requests.clone())
+        .await
+        .unwrap();
+    let second = teacher
+        .augment(second_run, 0, Purpose::Llm2llm, requests)
+        .await
+        .unwrap();
+    assert_eq!(server.request_count(), 2);
+    assert!(second.iter().all(|outcome| outcome.from_journal));
+    assert_eq!(second[0].items, first[0].items);
+    assert_ne!(second[0].call_id, first[0].call_id);
+    let (run_id, attempts): (i64, i64) =
+        sqlx::query_as("SELECT run_id, attempts FROM teacher_calls WHERE id = ?")
+            .bind(second[0].call_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((run_id, attempts), (second_run, 0));
+    assert_eq!(teacher.usage(second_run).await.unwrap().calls, 0);
+    assert_eq!(teacher.usage(first_run).await.unwrap().calls, 2);
+}
+
+#[tokio::test]
+async fn invalid_settings_are_rejected_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = open_db(dir.path()).await;
+    let mut config = test_config("http://127.0.0.1:9/v1", UNSET_KEY_ENV);
+    config.max_attempts = 0;
+    let message = Teacher::new(config, pool.clone())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("max_attempts"), "{message}");
+
+    let mut config = test_config("not a url", UNSET_KEY_ENV);
+    config.max_attempts = 1;
+    let message = Teacher::new(config, pool.clone())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("base_url"), "{message}");
+
+    let mut config = test_config("http://127.0.0.1:9/v1", UNSET_KEY_ENV);
+    config.user_prompt = dir.path().join("missing.md");
+    let error = Teacher::new(config, pool).err().unwrap();
+    assert!(error.to_string().contains("missing.md"), "{error}");
 }

@@ -18,28 +18,39 @@ const URL_ENV: &str = "LLM2LLM_TEST_RESUME_URL";
 const UNSET_KEY_ENV: &str = "LLM2LLM_TEST_TEACHER_KEY_UNSET";
 const SEEDS: usize = 6;
 
-/// The batch the child process runs: one call per seed example of the
-/// first run in the database.
+/// Runs the child process's batch: one call per seed example of the first
+/// run in the database.
 #[tokio::test]
 #[ignore = "run as a child process by resumed_batch_requests_only_unanswered_calls"]
 async fn resume_child_batch() {
     let db = std::env::var(DB_ENV).expect("the parent test sets the database path");
     let url = std::env::var(URL_ENV).expect("the parent test sets the server URL");
-    let pool = llm2llm::store::open(std::path::Path::new(&db)).await.unwrap();
+    let pool = llm2llm::store::open(std::path::Path::new(&db))
+        .await
+        .unwrap();
     let run_id: i64 = sqlx::query_scalar("SELECT id FROM runs ORDER BY id LIMIT 1")
         .fetch_one(&pool)
         .await
         .unwrap();
-    let seeds: Vec<i64> = sqlx::query_scalar("SELECT id FROM examples WHERE kind = 'seed' ORDER BY id")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let seeds: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM examples WHERE kind = 'seed' ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     let mut config = test_config(&url, UNSET_KEY_ENV);
     config.max_concurrent = SEEDS;
     config.timeout_secs = 5.0;
-    let teacher = Teacher::new(config, pool.clone()).unwrap().with_backoff(fast_backoff()).unwrap();
+    let teacher = Teacher::new(config, pool.clone())
+        .unwrap()
+        .with_backoff(fast_backoff())
+        .unwrap();
     let outcomes = teacher
-        .augment(run_id, 0, Purpose::Llm2llm, requests_for(&pool, &seeds).await)
+        .augment(
+            run_id,
+            0,
+            Purpose::Llm2llm,
+            requests_for(&pool, &seeds).await,
+        )
         .await
         .unwrap();
     assert!(outcomes.iter().all(|outcome| outcome.error.is_none()));
@@ -48,7 +59,13 @@ async fn resume_child_batch() {
 fn child_command(db: &std::path::Path, url: &str) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args(["resume_child_batch", "--exact", "--ignored", "--test-threads", "1"])
+        .args([
+            "resume_child_batch",
+            "--exact",
+            "--ignored",
+            "--test-threads",
+            "1",
+        ])
         .env(DB_ENV, db)
         .env(URL_ENV, url)
         .stdout(Stdio::piped())
@@ -95,8 +112,14 @@ async fn resumed_batch_requests_only_unanswered_calls() {
     let mut child: Child = child_command(&db, &server.base_url()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while count_calls(&pool, "ok").await < 3 || server.request_count() < SEEDS {
-        assert!(Instant::now() < deadline, "the child never journaled three responses");
-        assert!(child.try_wait().unwrap().is_none(), "the child exited before it was killed");
+        assert!(
+            Instant::now() < deadline,
+            "the child never journaled three responses"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the child exited before it was killed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().unwrap();
@@ -114,7 +137,10 @@ async fn resumed_batch_requests_only_unanswered_calls() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let mut resent: Vec<usize> = server.seen()[before_restart..].iter().map(seed_number).collect();
+    let mut resent: Vec<usize> = server.seen()[before_restart..]
+        .iter()
+        .map(seed_number)
+        .collect();
     resent.sort();
     assert_eq!(resent, [3, 4, 5]);
     assert_eq!(count_calls(&pool, "ok").await, SEEDS as i64);

@@ -13,10 +13,12 @@ use llm2llm::teacher::{RejectReason, Validator};
 const DIR_ENV: &str = "LLM2LLM_GSM8K_DIR";
 
 fn read_examples(file: &str) -> Vec<(String, String)> {
-    let dir = std::env::var(DIR_ENV)
-        .unwrap_or_else(|_| panic!("set {DIR_ENV} to a folder with GSM8K train.jsonl and test.jsonl"));
+    let dir = std::env::var(DIR_ENV).unwrap_or_else(|_| {
+        panic!("set {DIR_ENV} to a folder with GSM8K train.jsonl and test.jsonl")
+    });
     let path = PathBuf::from(dir).join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     text.lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| {
@@ -53,13 +55,20 @@ fn shift_numbers(text: &str, factor: u64, offset: u64) -> String {
 #[test]
 #[ignore = "needs GSM8K; prints timings"]
 fn rouge_check_10k_new_against_10k_existing() {
-    let mut pool: Vec<String> = read_examples("train.jsonl").into_iter().map(|(q, _)| q).collect();
+    let mut pool: Vec<String> = read_examples("train.jsonl")
+        .into_iter()
+        .map(|(q, _)| q)
+        .collect();
     pool.extend(read_examples("test.jsonl").into_iter().map(|(q, _)| q));
     let size = 10_000;
     let existing: Vec<String> = (0..size)
         .map(|i| {
             let question = &pool[i % pool.len()];
-            if i < pool.len() { question.clone() } else { shift_numbers(question, 1, 1) }
+            if i < pool.len() {
+                question.clone()
+            } else {
+                shift_numbers(question, 1, 1)
+            }
         })
         .collect();
     // New questions: every question again with other numbers, and beyond the
@@ -71,7 +80,10 @@ fn rouge_check_10k_new_against_10k_existing() {
             if i < pool.len() {
                 shifted
             } else {
-                shifted.split_once(' ').map(|(_, rest)| rest.to_owned()).unwrap_or(shifted)
+                shifted
+                    .split_once(' ')
+                    .map(|(_, rest)| rest.to_owned())
+                    .unwrap_or(shifted)
             }
         })
         .collect();
@@ -81,7 +93,10 @@ fn rouge_check_10k_new_against_10k_existing() {
     let built = started.elapsed();
     let results = validator.admit_all(&new);
     let total = started.elapsed();
-    let near = results.iter().filter(|result| **result == Err(RejectReason::NearCopy)).count();
+    let near = results
+        .iter()
+        .filter(|result| **result == Err(RejectReason::NearCopy))
+        .count();
     println!(
         "admit_all: {size} new vs {} existing: build {:.3} s, total {:.3} s, {near} near copies, {} admitted",
         existing.len(),
@@ -92,7 +107,10 @@ fn rouge_check_10k_new_against_10k_existing() {
 
     let started = Instant::now();
     let mut one_by_one = Validator::new(0.95, &existing);
-    let sequential: Vec<_> = new.iter().map(|question| one_by_one.admit(question)).collect();
+    let sequential: Vec<_> = new
+        .iter()
+        .map(|question| one_by_one.admit(question))
+        .collect();
     println!("admit one by one: {:.3} s", started.elapsed().as_secs_f64());
     assert_eq!(sequential, results);
 
@@ -122,11 +140,18 @@ fn gsm8k_reference_solutions_pass_the_checks() {
         let reply = format!("Question 1: {question}\nSolution 1:\n{answer}\n");
         let parsed = parse_math_reply(&reply, Some("stop"));
         for (reason, text) in parsed.rejected {
-            rejected.entry(reason.as_str().to_owned()).or_default().push(text);
+            rejected
+                .entry(reason.as_str().to_owned())
+                .or_default()
+                .push(text);
         }
     }
     let total_rejected: usize = rejected.values().map(Vec::len).sum();
-    println!("{} of {} GSM8K train examples rejected", total_rejected, examples.len());
+    println!(
+        "{} of {} GSM8K train examples rejected",
+        total_rejected,
+        examples.len()
+    );
     for (reason, texts) in &rejected {
         println!("{reason}: {}", texts.len());
         for text in texts.iter().take(3) {
@@ -135,5 +160,8 @@ fn gsm8k_reference_solutions_pass_the_checks() {
     }
     // The reference data has a few genuinely wrong annotations, so this
     // allows a small share rather than zero.
-    assert!(total_rejected * 100 < examples.len(), "{total_rejected} rejected");
+    assert!(
+        total_rejected * 100 < examples.len(),
+        "{total_rejected} rejected"
+    );
 }

@@ -29,11 +29,14 @@ impl Write for CapturedLogs {
 }
 
 fn echo_authorization(request: &SeenRequest) -> String {
-    format!("request carried {}", request.authorization.clone().unwrap_or_default())
+    format!(
+        "request carried {}",
+        request.authorization.clone().unwrap_or_default()
+    )
 }
 
 #[test]
-fn api_key_stays_out_of_logs_database_and_errors() {
+fn api_key_never_leaks() {
     // SAFETY: this is the only test in this binary and no runtime or other
     // thread exists yet, so nothing reads the environment concurrently.
     unsafe { std::env::set_var(KEY_ENV, FAKE_KEY) };
@@ -45,7 +48,10 @@ fn api_key_stays_out_of_logs_database_and_errors() {
         .with_writer(move || writer.clone())
         .finish();
     tracing::subscriber::set_global_default(subscriber).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
 
     runtime.block_on(async {
         // Seed 0 succeeds; seed 1 gets server errors that echo the
@@ -70,7 +76,10 @@ fn api_key_stays_out_of_logs_database_and_errors() {
         let (run_id, seeds) = seed_run(&pool, "secrets", 3).await;
         let mut config = test_config(&server.base_url(), KEY_ENV);
         config.max_attempts = 2;
-        let teacher = Teacher::new(config, pool.clone()).unwrap().with_backoff(fast_backoff()).unwrap();
+        let teacher = Teacher::new(config, pool.clone())
+            .unwrap()
+            .with_backoff(fast_backoff())
+            .unwrap();
         let requests = requests_for(&pool, &seeds).await;
 
         let outcomes = teacher
@@ -85,7 +94,8 @@ fn api_key_stays_out_of_logs_database_and_errors() {
         let seen = server.seen();
         assert!(
             seen.iter()
-                .all(|request| request.authorization.as_deref() == Some(&format!("Bearer {FAKE_KEY}"))),
+                .all(|request| request.authorization.as_deref()
+                    == Some(&format!("Bearer {FAKE_KEY}"))),
             "the key was not sent, so this test proves nothing"
         );
 
@@ -100,7 +110,9 @@ fn api_key_stays_out_of_logs_database_and_errors() {
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             let path = entry.unwrap().path();
             let bytes = std::fs::read(&path).unwrap();
-            let found = bytes.windows(FAKE_KEY.len()).any(|window| window == FAKE_KEY.as_bytes());
+            let found = bytes
+                .windows(FAKE_KEY.len())
+                .any(|window| window == FAKE_KEY.as_bytes());
             assert!(!found, "the key is stored in {}", path.display());
         }
     });
@@ -108,6 +120,9 @@ fn api_key_stays_out_of_logs_database_and_errors() {
 
     let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(logs.contains("retrying"), "no teacher logs were captured");
-    let leaking: Vec<&str> = logs.lines().filter(|line| line.contains(FAKE_KEY)).collect();
+    let leaking: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains(FAKE_KEY))
+        .collect();
     assert!(leaking.is_empty(), "the key is in the logs: {leaking:#?}");
 }

@@ -3,15 +3,15 @@
 //! policy in one place (`RetryPolicy`, `ChatClient::complete`).
 //!
 //! async-openai 0.43 wraps its default HTTP executor in a retry layer (429,
-//! 5xx and connect errors, three retries) and sets no timeout. Stacked under
-//! our loop that would multiply attempts and hide them from the journal, so
-//! each attempt goes through `with_http_service` with a plain tower service
-//! over reqwest: no retries below us, and the service records the status
-//! and `Retry-After` headers that async-openai's error type drops.
+//! 5xx and connect errors, three retries) and sets no timeout. Under our
+//! loop that layer would multiply attempts and hide them from the journal.
+//! So each attempt goes through `with_http_service` with a plain tower
+//! service over reqwest, which retries nothing and records the status and
+//! `Retry-After` headers that async-openai's error type drops.
 //!
-//! The API key is read from the environment once, kept only inside
-//! async-openai's `SecretString`, and removed from every error text this
-//! module produces.
+//! The API key is read from the environment once and sent only in the
+//! Authorization header. It is removed from response bodies before
+//! async-openai sees them, and from every error text this module produces.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -107,7 +107,7 @@ impl RetryPolicy {
     }
 }
 
-/// How one failed attempt affects the call and the batch.
+/// Effect of one failed attempt on the call and the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
     /// Transient: try again after a delay.
@@ -119,7 +119,8 @@ pub enum Disposition {
     StopBatch,
 }
 
-/// What went wrong in one attempt. Messages never contain the API key.
+/// Failure of one attempt. Messages are redacted, so they never contain the
+/// API key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptFailure {
     Status {
@@ -168,8 +169,12 @@ impl AttemptFailure {
 
     fn short(&self) -> String {
         match self {
-            AttemptFailure::Status { status, message, .. } => format!("HTTP {status}: {message}"),
-            AttemptFailure::Timeout(limit) => format!("timed out after {:.3} s", limit.as_secs_f64()),
+            AttemptFailure::Status {
+                status, message, ..
+            } => format!("HTTP {status}: {message}"),
+            AttemptFailure::Timeout(limit) => {
+                format!("timed out after {:.3} s", limit.as_secs_f64())
+            }
             AttemptFailure::Transport(message) => format!("connection failed: {message}"),
             AttemptFailure::InvalidResponse(message) => {
                 format!("invalid response body: {message}")
@@ -204,7 +209,7 @@ pub struct Completion {
     pub latency: Duration,
 }
 
-/// Why a call ended without a reply.
+/// Reason a call ended without a reply.
 #[derive(Debug)]
 pub enum CallFailure<E> {
     /// This call failed; the batch goes on.
@@ -250,7 +255,9 @@ impl RateBucket {
             self.available -= amount;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((amount - self.available) / self.per_second))
+            Err(Duration::from_secs_f64(
+                (amount - self.available) / self.per_second,
+            ))
         }
     }
 }
@@ -261,13 +268,18 @@ async fn take_from(bucket: &Option<Mutex<RateBucket>>, amount: f64) {
     };
     loop {
         let wait = {
-            let mut guard = bucket.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut guard = bucket
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             match guard.try_take(amount) {
                 Ok(()) => return,
                 Err(wait) => wait,
             }
         };
-        debug!(wait_ms = wait.as_millis() as u64, "waiting for the teacher rate limit");
+        debug!(
+            wait_ms = wait.as_millis() as u64,
+            "waiting for the teacher rate limit"
+        );
         tokio::time::sleep(wait).await;
     }
 }
@@ -365,9 +377,9 @@ impl ChatClient {
             ChatCompletionRequestSystemMessage::from(system).into(),
             ChatCompletionRequestUserMessage::from(user).into(),
         ];
-        // `max_tokens` rather than `max_completion_tokens`, because local
-        // servers (llama.cpp, older vLLM) read only the older field; `seed`
-        // is deprecated by OpenAI but still honoured by local servers.
+        // The request sets `max_tokens` rather than `max_completion_tokens`,
+        // because local servers (llama.cpp, older vLLM) read only the older
+        // field. OpenAI deprecated `seed`, but local servers still use it.
         #[allow(deprecated)]
         CreateChatCompletionRequest {
             model: settings.model.clone(),
@@ -482,9 +494,12 @@ impl ChatClient {
         unreachable!("the attempt loop returns on its last attempt")
     }
 
-    /// One attempt with the per-attempt timeout, through async-openai with
-    /// no retry layer.
-    async fn send_once(&self, request: &CreateChatCompletionRequest) -> Result<ChatReply, AttemptFailure> {
+    /// Sends one attempt through async-openai, with no retry layer and the
+    /// per-attempt timeout.
+    async fn send_once(
+        &self,
+        request: &CreateChatCompletionRequest,
+    ) -> Result<ChatReply, AttemptFailure> {
         let head = Arc::new(Mutex::new(ResponseHead::default()));
         let http = self.http.clone();
         let head_slot = Arc::clone(&head);
@@ -497,16 +512,23 @@ impl ChatClient {
                 let request = factory.build().await?;
                 let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
                 {
-                    let mut slot = head_slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let mut slot = head_slot
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
                     slot.status = Some(response.status());
                     slot.retry_after = parse_retry_after(response.headers());
                 }
                 redact_body(response, api_key.as_deref()).await
             }
         });
-        let client = Client::build(self.http.clone(), self.openai.clone()).with_http_service(service);
-        let outcome = tokio::time::timeout(self.policy.timeout, client.chat().create(request.clone())).await;
-        let head = head.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let client =
+            Client::build(self.http.clone(), self.openai.clone()).with_http_service(service);
+        let outcome =
+            tokio::time::timeout(self.policy.timeout, client.chat().create(request.clone())).await;
+        let head = head
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
         match outcome {
             Err(_) => Err(AttemptFailure::Timeout(self.policy.timeout)),
             Ok(Ok(response)) => Ok(reply_from(response)),
@@ -529,21 +551,26 @@ impl ChatClient {
                 message: self.redact(&truncate(&content, 300)),
                 retry_after: head.retry_after,
             },
-            (OpenAIError::JSONDeserialize(error, content), None) => AttemptFailure::InvalidResponse(
-                self.redact(&format!("{error}; body starts with {:?}", truncate(&content, 200))),
-            ),
+            (OpenAIError::JSONDeserialize(error, content), None) => {
+                AttemptFailure::InvalidResponse(self.redact(&format!(
+                    "{error}; body starts with {:?}",
+                    truncate(&content, 200)
+                )))
+            }
             (OpenAIError::Reqwest(error), _) if error.is_builder() => {
                 AttemptFailure::Request(self.redact(&error_chain(&error)))
             }
             (OpenAIError::Reqwest(error), _) if error.is_timeout() => {
                 AttemptFailure::Timeout(self.policy.timeout)
             }
-            (OpenAIError::Reqwest(error), _) => AttemptFailure::Transport(self.redact(&error_chain(&error))),
+            (OpenAIError::Reqwest(error), _) => {
+                AttemptFailure::Transport(self.redact(&error_chain(&error)))
+            }
             (other, _) => AttemptFailure::Request(self.redact(&other.to_string())),
         }
     }
 
-    /// The message for a call that finally failed, saying what to fix.
+    /// Builds the message for a call that finally failed, saying what to fix.
     fn explain(&self, failure: &AttemptFailure, model: &str) -> String {
         let base = &self.base_url;
         let env = &self.api_key_env;
@@ -553,16 +580,32 @@ impl ChatClient {
             format!("no key (the environment variable {env} is not set)")
         };
         match failure {
-            AttemptFailure::Status { status: 401, message, .. } => format!(
+            AttemptFailure::Status {
+                status: 401,
+                message,
+                ..
+            } => format!(
                 "the teacher API at {base} rejected {key_state} (HTTP 401: {message}); set {env} to a valid API key"
             ),
-            AttemptFailure::Status { status: 403, message, .. } => format!(
+            AttemptFailure::Status {
+                status: 403,
+                message,
+                ..
+            } => format!(
                 "the teacher API at {base} denied access with {key_state} (HTTP 403: {message}); check that the key may use the model `{model}`"
             ),
-            AttemptFailure::Status { status: 404, message, .. } => format!(
+            AttemptFailure::Status {
+                status: 404,
+                message,
+                ..
+            } => format!(
                 "the teacher API returned HTTP 404 for {base}/chat/completions ({message}); check the base URL (it usually ends in /v1) and the model name `{model}`"
             ),
-            AttemptFailure::Status { status: 400, message, .. } => format!(
+            AttemptFailure::Status {
+                status: 400,
+                message,
+                ..
+            } => format!(
                 "the teacher API at {base} rejected the request as invalid (HTTP 400: {message}); check the model name `{model}` and the sampling settings (temperature, top_p, max_tokens, seed)"
             ),
             AttemptFailure::Request(message) => format!(
@@ -585,7 +628,10 @@ impl ChatClient {
 /// error bodies (at WARN for 5xx, at ERROR when they are not JSON), and a
 /// server that echoes the request's Authorization header would otherwise
 /// put the key in the logs and the journal.
-async fn redact_body(response: reqwest::Response, api_key: Option<&str>) -> Result<reqwest::Response, OpenAIError> {
+async fn redact_body(
+    response: reqwest::Response,
+    api_key: Option<&str>,
+) -> Result<reqwest::Response, OpenAIError> {
     let Some(key) = api_key else {
         return Ok(response);
     };
@@ -706,15 +752,23 @@ mod tests {
         let policy = policy();
         let first = policy.delay(1, None);
         let third = policy.delay(3, None);
-        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
-        assert!(third >= Duration::from_millis(150) && third <= Duration::from_millis(300));
+        assert!(first >= Duration::from_millis(50), "{first:?}");
+        assert!(first <= Duration::from_millis(100), "{first:?}");
+        assert!(third >= Duration::from_millis(150), "{third:?}");
+        assert!(third <= Duration::from_millis(300), "{third:?}");
     }
 
     #[test]
     fn retry_after_wins_and_is_capped() {
         let policy = policy();
-        assert_eq!(policy.delay(1, Some(Duration::from_millis(700))), Duration::from_millis(700));
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(2));
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_millis(700))),
+            Duration::from_millis(700)
+        );
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(60))),
+            Duration::from_secs(2)
+        );
     }
 
     #[test]
@@ -723,7 +777,10 @@ mod tests {
         headers.insert("retry-after", "2".parse().unwrap());
         assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(2)));
         headers.insert("retry-after-ms", "150".parse().unwrap());
-        assert_eq!(parse_retry_after(&headers), Some(Duration::from_millis(150)));
+        assert_eq!(
+            parse_retry_after(&headers),
+            Some(Duration::from_millis(150))
+        );
     }
 
     #[test]
@@ -746,6 +803,7 @@ mod tests {
         let mut bucket = bucket.into_inner().unwrap();
         assert_eq!(bucket.try_take(60.0), Ok(()));
         let wait = bucket.try_take(1.0).unwrap_err();
-        assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1));
+        assert!(wait > Duration::from_millis(900), "{wait:?}");
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
     }
 }

@@ -79,10 +79,10 @@ pub async fn find_in_run(
         call_columns!(),
         " FROM teacher_calls WHERE run_id = ? AND request_key = ? ORDER BY id DESC LIMIT 1"
     ))
-        .bind(run_id)
-        .bind(request_key)
-        .fetch_optional(executor)
-        .await
+    .bind(run_id)
+    .bind(request_key)
+    .fetch_optional(executor)
+    .await
 }
 
 /// The oldest answered row with `request_key` anywhere in the database.
@@ -95,9 +95,9 @@ pub async fn find_answered(
         call_columns!(),
         " FROM teacher_calls WHERE request_key = ? AND status = 'ok' ORDER BY id LIMIT 1"
     ))
-        .bind(request_key)
-        .fetch_optional(executor)
-        .await
+    .bind(request_key)
+    .fetch_optional(executor)
+    .await
 }
 
 /// Identity of a new call row.
@@ -115,7 +115,10 @@ pub struct NewCall<'a> {
 }
 
 /// Inserts a pending call and returns its id.
-pub async fn insert_pending(executor: impl SqliteExecutor<'_>, call: &NewCall<'_>) -> Result<i64, sqlx::Error> {
+pub async fn insert_pending(
+    executor: impl SqliteExecutor<'_>,
+    call: &NewCall<'_>,
+) -> Result<i64, sqlx::Error> {
     let id = sqlx::query_scalar(
         "INSERT INTO teacher_calls (run_id, iteration, purpose, seed_example_id, sample_index, \
          request_key, model, base_url, request_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -264,7 +267,10 @@ pub struct RejectedItem<'a> {
 
 /// Inserts one `rejected_items` row. Callers that reject items after the
 /// teacher (the near-copy check) record them with this too.
-pub async fn insert_rejected(executor: impl SqliteExecutor<'_>, item: &RejectedItem<'_>) -> Result<(), sqlx::Error> {
+pub async fn insert_rejected(
+    executor: impl SqliteExecutor<'_>,
+    item: &RejectedItem<'_>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO rejected_items (run_id, iteration, call_id, seed_example_id, reason, text) \
          VALUES (?, ?, ?, ?, ?, ?)",
@@ -315,7 +321,10 @@ pub struct TokenUsage {
 }
 
 /// Sums the token counts of a run's paid calls, all iterations.
-pub async fn run_usage(executor: impl SqliteExecutor<'_>, run_id: i64) -> Result<TokenUsage, sqlx::Error> {
+pub async fn run_usage(
+    executor: impl SqliteExecutor<'_>,
+    run_id: i64,
+) -> Result<TokenUsage, sqlx::Error> {
     let (calls, prompt_tokens, completion_tokens): (i64, i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) \
          FROM teacher_calls WHERE run_id = ? AND status = 'ok' AND attempts > 0",

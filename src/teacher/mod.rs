@@ -106,12 +106,15 @@ pub struct AugmentOutcome {
 }
 
 /// Errors of the teacher. A call that fails after all attempts is not an
-/// error here but an `AugmentOutcome` with `error` set; `Api` is reserved
-/// for failures that no retry can fix (key, URL, model name).
+/// error here but an `AugmentOutcome` with `error` set. `Api` is for
+/// failures that no retry can fix (key, URL, model name).
 #[derive(Debug, thiserror::Error)]
 pub enum TeacherError {
     #[error("invalid teacher setting `{field}`: {message}")]
-    Config { field: &'static str, message: String },
+    Config {
+        field: &'static str,
+        message: String,
+    },
     #[error("failed to read the prompt template {}", .path.display())]
     PromptRead {
         path: PathBuf,
@@ -173,15 +176,25 @@ impl Default for TeacherConfig {
 impl TeacherConfig {
     /// Checks ranges so that a bad value fails before any request is sent.
     pub fn validate(&self) -> Result<(), TeacherError> {
-        let invalid = |field: &'static str, message: String| Err(TeacherError::Config { field, message });
+        let invalid =
+            |field: &'static str, message: String| Err(TeacherError::Config { field, message });
         if self.base_url.trim().is_empty() {
-            return invalid("base_url", "is empty; set it to e.g. http://127.0.0.1:8000/v1".into());
+            return invalid(
+                "base_url",
+                "is empty; set it to e.g. http://127.0.0.1:8000/v1".into(),
+            );
         }
         if self.model.trim().is_empty() {
-            return invalid("model", "is empty; set it to the model name the server serves".into());
+            return invalid(
+                "model",
+                "is empty; set it to the model name the server serves".into(),
+            );
         }
         if !(0.0..=2.0).contains(&self.temperature) {
-            return invalid("temperature", format!("{} is outside 0..=2", self.temperature));
+            return invalid(
+                "temperature",
+                format!("{} is outside 0..=2", self.temperature),
+            );
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return invalid("top_p", format!("{} is outside (0, 1]", self.top_p));
@@ -190,10 +203,16 @@ impl TeacherConfig {
             return invalid("max_tokens", "must be at least 1".into());
         }
         if !(self.timeout_secs.is_finite() && self.timeout_secs > 0.0) {
-            return invalid("timeout_secs", format!("{} is not a positive number of seconds", self.timeout_secs));
+            return invalid(
+                "timeout_secs",
+                format!("{} is not a positive number of seconds", self.timeout_secs),
+            );
         }
         if self.max_attempts == 0 {
-            return invalid("max_attempts", "must be at least 1 (the first attempt counts)".into());
+            return invalid(
+                "max_attempts",
+                "must be at least 1 (the first attempt counts)".into(),
+            );
         }
         if self.max_concurrent == 0 {
             return invalid("max_concurrent", "must be at least 1".into());
@@ -202,11 +221,25 @@ impl TeacherConfig {
             return invalid("examples_per_call", "must be at least 1".into());
         }
         if !(self.rouge_threshold > 0.0 && self.rouge_threshold <= 1.0) {
-            return invalid("rouge_threshold", format!("{} is outside (0, 1]", self.rouge_threshold));
+            return invalid(
+                "rouge_threshold",
+                format!("{} is outside (0, 1]", self.rouge_threshold),
+            );
         }
-        let prices = [self.price_prompt_per_million, self.price_completion_per_million];
-        if prices.iter().any(|price| !(price.is_finite() && *price >= 0.0)) {
-            return invalid("price_prompt_per_million", "prices must be finite and not negative".into());
+        let prices = [
+            ("price_prompt_per_million", self.price_prompt_per_million),
+            (
+                "price_completion_per_million",
+                self.price_completion_per_million,
+            ),
+        ];
+        for (field, price) in prices {
+            if !(price.is_finite() && price >= 0.0) {
+                return invalid(
+                    field,
+                    format!("{price} is not a finite, non-negative USD amount"),
+                );
+            }
         }
         Ok(())
     }
@@ -226,7 +259,7 @@ struct PreparedCall {
     request_key: String,
 }
 
-/// Where a call's journal row and position in the batch belong.
+/// Run, iteration and purpose shared by the calls of one batch.
 #[derive(Clone, Copy)]
 struct BatchContext {
     run_id: i64,
@@ -318,10 +351,12 @@ impl Teacher {
             .iter()
             .enumerate()
             .map(|(index, call)| {
-                *first_with_key.entry(call.request_key.as_str()).or_insert_with(|| {
-                    unique.push(index);
-                    index
-                })
+                *first_with_key
+                    .entry(call.request_key.as_str())
+                    .or_insert_with(|| {
+                        unique.push(index);
+                        index
+                    })
             })
             .collect();
 
@@ -362,21 +397,36 @@ impl Teacher {
             outcome.seed_example_id = request.seed_example_id;
             outcomes.push(outcome);
         }
-        let failed = outcomes.iter().filter(|outcome| outcome.error.is_some()).count();
-        let from_journal = outcomes.iter().filter(|outcome| outcome.from_journal).count();
+        let failed = outcomes
+            .iter()
+            .filter(|outcome| outcome.error.is_some())
+            .count();
+        let from_journal = outcomes
+            .iter()
+            .filter(|outcome| outcome.from_journal)
+            .count();
         let items: usize = outcomes.iter().map(|outcome| outcome.items.len()).sum();
         let rejected: usize = outcomes.iter().map(|outcome| outcome.rejected.len()).sum();
-        info!(run_id, iteration, failed, from_journal, items, rejected, "teacher calls done");
+        info!(
+            run_id,
+            iteration, failed, from_journal, items, rejected, "teacher calls done"
+        );
         Ok(outcomes)
     }
 
-    fn prepare(&self, purpose: Purpose, request: &AugmentRequest) -> Result<PreparedCall, TeacherError> {
+    fn prepare(
+        &self,
+        purpose: Purpose,
+        request: &AugmentRequest,
+    ) -> Result<PreparedCall, TeacherError> {
         let templates = match purpose {
             Purpose::Llm2llm => &self.llm2llm_prompts,
             Purpose::AugGpt => &self.auggpt_prompts,
         };
         let student_answer = match purpose {
-            Purpose::Llm2llm if self.config.show_student_answer => request.student_output.as_deref(),
+            Purpose::Llm2llm if self.config.show_student_answer => {
+                request.student_output.as_deref()
+            }
             _ => None,
         };
         let prompt: RenderedPrompt = templates.render(
@@ -398,7 +448,12 @@ impl Teacher {
             max_tokens: self.config.max_tokens,
             seed,
         };
-        let request_key = journal::request_key(&settings, &prompt, request.seed_example_id, request.sample_index);
+        let request_key = journal::request_key(
+            &settings,
+            &prompt,
+            request.seed_example_id,
+            request.sample_index,
+        );
         let request_body = ChatClient::build_request(&settings, &prompt.system, &prompt.user);
         // Serialising a request of plain fields cannot fail.
         let request_json = serde_json::to_string(&request_body).unwrap_or_default();
@@ -438,7 +493,9 @@ impl Teacher {
             }
             Some(row) => {
                 if row.status == "failed" {
-                    journal::reopen(&self.pool, row.id).await.map_err(db("reopen a failed call"))?;
+                    journal::reopen(&self.pool, row.id)
+                        .await
+                        .map_err(db("reopen a failed call"))?;
                 }
                 (row.id, u32::try_from(row.attempts).unwrap_or(0))
             }
@@ -450,7 +507,12 @@ impl Teacher {
                     let id = journal::insert_copy(&self.pool, &new_call, &answered)
                         .await
                         .map_err(db("copy an answered call"))?;
-                    let row = CallRow { id, run_id: context.run_id, attempts: 0, ..answered };
+                    let row = CallRow {
+                        id,
+                        run_id: context.run_id,
+                        attempts: 0,
+                        ..answered
+                    };
                     return self.outcome_from_journal(context, request, &row).await;
                 }
                 let id = journal::insert_pending(&self.pool, &new_call)
@@ -478,7 +540,9 @@ impl Teacher {
                 )
                 .await
                 .map_err(db("record a response"))?;
-                let outcome = self.parse_and_record(context, request, call_id, &completion.reply).await?;
+                let outcome = self
+                    .parse_and_record(context, request, call_id, &completion.reply)
+                    .await?;
                 Ok(AugmentOutcome {
                     from_journal: false,
                     ..outcome
@@ -523,7 +587,9 @@ impl Teacher {
             prompt_tokens: row.prompt_tokens,
             completion_tokens: row.completion_tokens,
         };
-        let outcome = self.parse_and_record(context, request, row.id, &reply).await?;
+        let outcome = self
+            .parse_and_record(context, request, row.id, &reply)
+            .await?;
         Ok(AugmentOutcome {
             from_journal: true,
             ..outcome
@@ -542,7 +608,9 @@ impl Teacher {
         let finish_reason = reply.finish_reason.as_deref();
         let parsed: ParsedReply = match context.purpose {
             Purpose::Llm2llm => parse::parse_math_reply(&reply.text, finish_reason),
-            Purpose::AugGpt => parse::parse_rephrase_reply(&reply.text, finish_reason, &request.answer),
+            Purpose::AugGpt => {
+                parse::parse_rephrase_reply(&reply.text, finish_reason, &request.answer)
+            }
         };
         let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
         for (reason, _) in &parsed.rejected {

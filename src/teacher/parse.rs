@@ -45,7 +45,9 @@ pub fn parse_math_reply(text: &str, finish_reason: Option<&str>) -> ParsedReply 
     if finish_reason == Some(FINISH_LENGTH)
         && let Some(last) = chunks.pop()
     {
-        reply.rejected.push((RejectReason::Truncated, last.join("\n")));
+        reply
+            .rejected
+            .push((RejectReason::Truncated, last.join("\n")));
     }
     for chunk in chunks {
         match read_math_item(&chunk) {
@@ -58,7 +60,11 @@ pub fn parse_math_reply(text: &str, finish_reason: Option<&str>) -> ParsedReply 
 
 /// Parses an AugGPT reply: each item is a rephrased question, and every
 /// item gets `seed_answer` as its answer.
-pub fn parse_rephrase_reply(text: &str, finish_reason: Option<&str>, seed_answer: &str) -> ParsedReply {
+pub fn parse_rephrase_reply(
+    text: &str,
+    finish_reason: Option<&str>,
+    seed_answer: &str,
+) -> ParsedReply {
     let lines = clean_lines(text);
     if let Some(rejected) = reject_whole_reply(&lines, finish_reason) {
         return rejected;
@@ -73,12 +79,16 @@ pub fn parse_rephrase_reply(text: &str, finish_reason: Option<&str>, seed_answer
     if finish_reason == Some(FINISH_LENGTH)
         && let Some(last) = chunks.pop()
     {
-        reply.rejected.push((RejectReason::Truncated, last.join("\n")));
+        reply
+            .rejected
+            .push((RejectReason::Truncated, last.join("\n")));
     }
     for chunk in chunks {
         let question = join_paragraph(&chunk);
         if question.is_empty() {
-            reply.rejected.push((RejectReason::MissingQuestion, chunk.join("\n")));
+            reply
+                .rejected
+                .push((RejectReason::MissingQuestion, chunk.join("\n")));
         } else {
             reply.items.push(ParsedItem {
                 question,
@@ -117,7 +127,7 @@ fn reject_whole_reply(lines: &[String], finish_reason: Option<&str>) -> Option<P
     })
 }
 
-/// The reason for a non-empty reply in which no item was found.
+/// Classifies a non-empty reply in which no item was found.
 fn classify_itemless(lines: &[String], finish_reason: Option<&str>) -> RejectReason {
     const REFUSAL_OPENINGS: [&str; 8] = [
         "i'm sorry",
@@ -135,7 +145,10 @@ fn classify_itemless(lines: &[String], finish_reason: Option<&str>) -> RejectRea
         .find(|line| !line.is_empty())
         .unwrap_or_default()
         .replace('’', "'");
-    if REFUSAL_OPENINGS.iter().any(|phrase| opening.starts_with(phrase)) {
+    if REFUSAL_OPENINGS
+        .iter()
+        .any(|phrase| opening.starts_with(phrase))
+    {
         RejectReason::Refusal
     } else if finish_reason == Some(FINISH_LENGTH) {
         RejectReason::Truncated
@@ -202,7 +215,11 @@ fn read_label(line: &str) -> Option<(Label, String)> {
         // separators count only after a number.
         let tail = after_number.strip_prefix(':').or_else(|| {
             numbered
-                .then(|| after_number.strip_prefix('.').or_else(|| after_number.strip_prefix(')')))
+                .then(|| {
+                    after_number
+                        .strip_prefix('.')
+                        .or_else(|| after_number.strip_prefix(')'))
+                })
                 .flatten()
         });
         if let Some(tail) = tail {
@@ -295,7 +312,11 @@ fn read_math_item(chunk: &[String]) -> Result<ParsedItem, RejectReason> {
                 let text = strip_markdown(line);
                 // An unlabelled item may open with its list number ("2. A tank...").
                 let opens_item = question_lines.iter().all(|line| line.trim().is_empty());
-                let text = if opens_item { strip_list_number(&text).to_owned() } else { text };
+                let text = if opens_item {
+                    strip_list_number(&text).to_owned()
+                } else {
+                    text
+                };
                 question_lines.push(text);
             }
         }
@@ -359,7 +380,11 @@ fn split_rephrase_items(lines: &[String]) -> Vec<Vec<String>> {
         })
         .map(|(index, _)| index)
         .collect();
-    let starts = if !labelled.is_empty() { labelled } else { numbered };
+    let starts = if !labelled.is_empty() {
+        labelled
+    } else {
+        numbered
+    };
     if starts.is_empty() {
         return lines
             .split(|line| line.trim().is_empty())
@@ -417,7 +442,10 @@ Solution 2:\n\
             reply.items[0].question,
             "Sam has 3 boxes with 4 pens each. How many pens?"
         );
-        assert_eq!(reply.items[0].answer, "He has 3*4 = <<3*4=12>>12 pens.\n#### 12");
+        assert_eq!(
+            reply.items[0].answer,
+            "He has 3*4 = <<3*4=12>>12 pens.\n#### 12"
+        );
     }
 
     #[test]
@@ -432,7 +460,10 @@ Solution 2:\n\
         let reply = parse_math_reply(&text, Some("stop"));
         assert_eq!(reply.rejected, vec![]);
         assert_eq!(reply.items.len(), 2);
-        assert_eq!(reply.items[1].answer, "50-15 = <<50-15=35>>35 liters are left.\n#### 35");
+        assert_eq!(
+            reply.items[1].answer,
+            "50-15 = <<50-15=35>>35 liters are left.\n#### 35"
+        );
     }
 
     #[test]
@@ -482,9 +513,18 @@ He has 3*4 = <<3*4=12>>12 pens.\n#### 12\n\n\
         assert_eq!(read_label("Questions like this are common."), None);
         assert_eq!(read_label("A farmer has 3 cows."), None);
         assert_eq!(read_label("Answering takes time"), None);
-        assert!(matches!(read_label("Q: How many?"), Some((Label::Question, _))));
-        assert!(matches!(read_label("### Problem 3"), Some((Label::Question, _))));
-        assert!(matches!(read_label("Problem 3. How many?"), Some((Label::Question, _))));
+        assert!(matches!(
+            read_label("Q: How many?"),
+            Some((Label::Question, _))
+        ));
+        assert!(matches!(
+            read_label("### Problem 3"),
+            Some((Label::Question, _))
+        ));
+        assert!(matches!(
+            read_label("Problem 3. How many?"),
+            Some((Label::Question, _))
+        ));
     }
 
     #[test]
@@ -504,7 +544,11 @@ Question 2: Sam owns 3 boxes, each with 4 pens. What is the pen count?\n";
     fn rephrase_reply_reads_numbered_list() {
         let text = "1. First rephrasing?\n2) Second rephrasing?\n\nThanks!";
         let reply = parse_rephrase_reply(text, None, "#### 1");
-        let questions: Vec<_> = reply.items.iter().map(|item| item.question.as_str()).collect();
+        let questions: Vec<_> = reply
+            .items
+            .iter()
+            .map(|item| item.question.as_str())
+            .collect();
         assert_eq!(questions, ["First rephrasing?", "Second rephrasing?"]);
     }
 }

@@ -149,8 +149,12 @@ impl Template {
         env.set_keep_trailing_newline(false);
         env.add_template("prompt", &self.source)
             .map_err(|error| self.error(error))?;
-        let template = env.get_template("prompt").map_err(|error| self.error(error))?;
-        let text = template.render(context).map_err(|error| self.error(error))?;
+        let template = env
+            .get_template("prompt")
+            .map_err(|error| self.error(error))?;
+        let text = template
+            .render(context)
+            .map_err(|error| self.error(error))?;
         Ok(text.trim().to_owned())
     }
 
@@ -184,7 +188,9 @@ mod tests {
     #[test]
     fn builtin_auggpt_names_the_original_question() {
         let templates = PromptTemplates::builtin(Purpose::AugGpt);
-        let prompt = templates.render("How many apples?", "#### 4", None, 2).unwrap();
+        let prompt = templates
+            .render("How many apples?", "#### 4", None, 2)
+            .unwrap();
         assert!(prompt.user.contains("Original problem: How many apples?"));
     }
 

@@ -13,7 +13,7 @@ use std::fmt;
 
 use rayon::prelude::*;
 
-/// Why a parsed item or a whole reply was rejected. `as_str` is the value
+/// Reason a parsed item or a whole reply was rejected. `as_str` is the value
 /// stored in `rejected_items.reason` and in the per-call counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RejectReason {
@@ -129,7 +129,7 @@ fn check_annotation(annotation: &str) -> Result<(), RejectReason> {
     }
 }
 
-/// Whether an evaluated annotation equals its stated value. A stated value
+/// Checks whether an evaluated annotation equals its stated value. A stated value
 /// with d decimals may be rounded to d decimals (`10/3=3.33`), while an
 /// integer must be exact up to float error, so `10/3=3` is wrong.
 fn annotation_matches(value: f64, stated: f64, stated_text: &str) -> bool {
@@ -192,7 +192,10 @@ fn numbers_in(text: &str) -> impl Iterator<Item = f64> + '_ {
 /// Returns `None` for anything else, including division by zero.
 pub fn evaluate(expression: &str) -> Option<f64> {
     let tokens = tokenize_expression(expression)?;
-    let mut parser = ExpressionParser { tokens, position: 0 };
+    let mut parser = ExpressionParser {
+        tokens,
+        position: 0,
+    };
     let value = parser.sum()?;
     if parser.position != parser.tokens.len() || !value.is_finite() {
         return None;
@@ -240,7 +243,10 @@ fn tokenize_expression(expression: &str) -> Option<Vec<ExprToken>> {
                 let start = i;
                 while i < chars.len() {
                     let next_is_digit = chars.get(i + 1).is_some_and(char::is_ascii_digit);
-                    if chars[i].is_ascii_digit() || chars[i] == '.' || (chars[i] == ',' && next_is_digit) {
+                    if chars[i].is_ascii_digit()
+                        || chars[i] == '.'
+                        || (chars[i] == ',' && next_is_digit)
+                    {
                         i += 1;
                     } else {
                         break;
@@ -276,7 +282,11 @@ impl ExpressionParser {
         while let Some(ExprToken::Operator(op @ ('+' | '-'))) = self.peek() {
             self.position += 1;
             let right = self.product()?;
-            value = if op == '+' { value + right } else { value - right };
+            value = if op == '+' {
+                value + right
+            } else {
+                value - right
+            };
         }
         Some(value)
     }
@@ -399,7 +409,12 @@ impl LcsPattern {
     fn with_slots<R>(&self, body: impl FnOnce(&[u32]) -> R) -> R {
         SLOTS.with(|cell| {
             let mut slots = cell.borrow_mut();
-            let needed = self.tokens.iter().map(|&token| token as usize + 1).max().unwrap_or(0);
+            let needed = self
+                .tokens
+                .iter()
+                .map(|&token| token as usize + 1)
+                .max()
+                .unwrap_or(0);
             if slots.len() < needed {
                 slots.resize(needed, 0);
             }
@@ -427,7 +442,11 @@ impl LcsPattern {
                     v = v.wrapping_add(v & m) | (v & !m);
                 }
             }
-            let valid = if self.len == 64 { u64::MAX } else { (1u64 << self.len) - 1 };
+            let valid = if self.len == 64 {
+                u64::MAX
+            } else {
+                (1u64 << self.len) - 1
+            };
             return (!v & valid).count_ones() as usize;
         }
         let words = self.words;
@@ -451,7 +470,11 @@ impl LcsPattern {
         let mut zeros = 0;
         for (index, word) in v.iter().enumerate() {
             let bits_here = (self.len - index * 64).min(64);
-            let valid = if bits_here == 64 { u64::MAX } else { (1u64 << bits_here) - 1 };
+            let valid = if bits_here == 64 {
+                u64::MAX
+            } else {
+                (1u64 << bits_here) - 1
+            };
             zeros += (!word & valid).count_ones() as usize;
         }
         zeros
@@ -501,7 +524,8 @@ impl TokenRanks {
         Self { frequency }
     }
 
-    /// The first `len` elements of `tokens` in rank order, as element keys.
+    /// Returns the first `len` elements of `tokens` in rank order, as element
+    /// keys.
     fn prefix(&self, tokens: &[u32], len: usize) -> Vec<u64> {
         let mut seen: HashMap<u32, u32> = HashMap::new();
         let mut elements: Vec<(u32, u32, u32)> = tokens
@@ -538,7 +562,10 @@ fn shortest_partner(len: usize, threshold: f64) -> usize {
 /// overlap needed against its shortest possible partner.
 fn prefix_len(len: usize, threshold: f64) -> usize {
     let partner = shortest_partner(len, threshold);
-    let overlap = (threshold * (len + partner) as f64 / 2.0 - 1e-9).max(0.0).floor() as usize + 1;
+    let overlap = (threshold * (len + partner) as f64 / 2.0 - 1e-9)
+        .max(0.0)
+        .floor() as usize
+        + 1;
     (len + 1).saturating_sub(overlap)
 }
 
@@ -648,7 +675,9 @@ impl Validator {
         if tokens.is_empty() {
             return Err(RejectReason::MissingQuestion);
         }
-        let near = self.known.near_copies(&tokens, &self.ranks, self.threshold, |_| true, true);
+        let near = self
+            .known
+            .near_copies(&tokens, &self.ranks, self.threshold, |_| true, true);
         if !near.is_empty() {
             return Err(RejectReason::NearCopy);
         }
@@ -657,10 +686,10 @@ impl Validator {
     }
 
     /// Admits a batch with the same result as calling `admit` on each
-    /// question in order, using all cores: each question is compared in
-    /// parallel against the known questions and against the earlier
-    /// questions of the batch, then a sequential pass admits a question
-    /// unless one of its near copies earlier in the batch was admitted.
+    /// question in order, using all cores. Each question is compared in
+    /// parallel against the known questions and the earlier questions of the
+    /// batch. Then a sequential pass admits a question unless one of its near
+    /// copies earlier in the batch was admitted.
     pub fn admit_all<S: AsRef<str>>(&mut self, questions: &[S]) -> Vec<Result<(), RejectReason>> {
         let threshold = self.threshold;
         let mut batch = PrefixIndex::default();
@@ -679,10 +708,19 @@ impl Validator {
                 if tokens.is_empty() {
                     return Err(RejectReason::MissingQuestion);
                 }
-                if !known.near_copies(tokens, ranks, threshold, |_| true, true).is_empty() {
+                if !known
+                    .near_copies(tokens, ranks, threshold, |_| true, true)
+                    .is_empty()
+                {
                     return Err(RejectReason::NearCopy);
                 }
-                Ok(batch_ref.near_copies(tokens, ranks, threshold, |earlier| earlier < position, false))
+                Ok(batch_ref.near_copies(
+                    tokens,
+                    ranks,
+                    threshold,
+                    |earlier| earlier < position,
+                    false,
+                ))
             })
             .collect();
 
@@ -733,10 +771,22 @@ mod tests {
     #[test]
     fn annotation_rounding_follows_stated_decimals() {
         assert_eq!(check_annotations("<<10/3=3.33>>"), Ok(()));
-        assert_eq!(check_annotations("<<10/3=3>>"), Err(RejectReason::WrongAnnotation));
-        assert_eq!(check_annotations("<<48/2=25>>"), Err(RejectReason::WrongAnnotation));
-        assert_eq!(check_annotations("<<48/2>>"), Err(RejectReason::InvalidAnnotation));
-        assert_eq!(check_annotations("<<48/2=24"), Err(RejectReason::InvalidAnnotation));
+        assert_eq!(
+            check_annotations("<<10/3=3>>"),
+            Err(RejectReason::WrongAnnotation)
+        );
+        assert_eq!(
+            check_annotations("<<48/2=25>>"),
+            Err(RejectReason::WrongAnnotation)
+        );
+        assert_eq!(
+            check_annotations("<<48/2>>"),
+            Err(RejectReason::InvalidAnnotation)
+        );
+        assert_eq!(
+            check_annotations("<<48/2=24"),
+            Err(RejectReason::InvalidAnnotation)
+        );
     }
 
     #[test]
@@ -753,8 +803,14 @@ mod tests {
     fn math_example_checks() {
         let good = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nShe sold 48+24 = <<48+24=72>>72 clips.";
         assert_eq!(check_math_example(good, "72"), Ok(()));
-        assert_eq!(check_math_example(good, "73"), Err(RejectReason::AnswerNotInSolution));
-        assert_eq!(check_math_example(good, "seventy"), Err(RejectReason::FinalAnswerNotNumber));
+        assert_eq!(
+            check_math_example(good, "73"),
+            Err(RejectReason::AnswerNotInSolution)
+        );
+        assert_eq!(
+            check_math_example(good, "seventy"),
+            Err(RejectReason::FinalAnswerNotNumber)
+        );
     }
 
     #[test]
@@ -769,8 +825,12 @@ mod tests {
         let long: Vec<u32> = (0..150).map(|i| i % 7).collect();
         let other: Vec<u32> = (0..150).rev().map(|i| (i * 3) % 11).collect();
         let pattern = LcsPattern::new(&long);
-        let (same, different) =
-            pattern.with_slots(|slots| (pattern.lcs_len(&long, slots), pattern.lcs_len(&other, slots)));
+        let (same, different) = pattern.with_slots(|slots| {
+            (
+                pattern.lcs_len(&long, slots),
+                pattern.lcs_len(&other, slots),
+            )
+        });
         assert_eq!(same, 150);
         assert_eq!(different, lcs_reference(&long, &other));
     }
@@ -780,7 +840,10 @@ mod tests {
         let a: Vec<u32> = vec![1, 2, 3, 4, 5, 1, 2];
         let b: Vec<u32> = vec![2, 9, 3, 5, 1, 1, 2];
         let pattern = LcsPattern::new(&a);
-        assert_eq!(pattern.with_slots(|slots| pattern.lcs_len(&b, slots)), lcs_reference(&a, &b));
+        assert_eq!(
+            pattern.with_slots(|slots| pattern.lcs_len(&b, slots)),
+            lcs_reference(&a, &b)
+        );
     }
 
     fn lcs_reference(a: &[u32], b: &[u32]) -> usize {
@@ -799,12 +862,18 @@ mod tests {
 
     #[test]
     fn validator_rejects_near_copies_and_remembers_admitted() {
-        let mut validator = Validator::new(0.95, ["Tom has 3 apples and buys 4 more. How many apples does he have now?"]);
+        let mut validator = Validator::new(
+            0.95,
+            ["Tom has 3 apples and buys 4 more. How many apples does he have now?"],
+        );
         assert_eq!(
             validator.admit("Tom has 3 apples and buys 4 more. How many apples does he have now"),
             Err(RejectReason::NearCopy)
         );
-        assert_eq!(validator.admit("Sara reads 12 pages a day for 5 days. How many pages?"), Ok(()));
+        assert_eq!(
+            validator.admit("Sara reads 12 pages a day for 5 days. How many pages?"),
+            Ok(())
+        );
         assert_eq!(
             validator.admit("Sara reads 12 pages a day for 5 days. How many pages?"),
             Err(RejectReason::NearCopy)
@@ -822,7 +891,10 @@ mod tests {
         let base: Vec<String> = (0..40)
             .map(|_| {
                 let len = rng.random_range(1..30);
-                (0..len).map(|_| words[rng.random_range(0..words.len())]).collect::<Vec<_>>().join(" ")
+                (0..len)
+                    .map(|_| words[rng.random_range(0..words.len())])
+                    .collect::<Vec<_>>()
+                    .join(" ")
             })
             .collect();
         let mut texts = base.clone();

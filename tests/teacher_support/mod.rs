@@ -26,7 +26,7 @@ pub struct SeenRequest {
 }
 
 impl SeenRequest {
-    /// The user message of the request.
+    /// Returns the user message of the request.
     pub fn user_message(&self) -> String {
         self.body["messages"][1]["content"]
             .as_str()
@@ -154,7 +154,7 @@ async fn handle(
     }
 }
 
-/// A 200 chat completion with `text` as the message content.
+/// Builds a 200 chat completion with `text` as the message content.
 pub fn completion(text: &str, finish_reason: &str) -> Reply {
     let body = serde_json::json!({
         "id": "chatcmpl-test",
@@ -175,7 +175,7 @@ pub fn completion(text: &str, finish_reason: &str) -> Reply {
     }
 }
 
-/// An OpenAI-style error body with `status`.
+/// Builds an OpenAI-style error reply with `status`.
 pub fn api_error(status: u16, message: &str) -> Reply {
     Reply::Raw {
         status,
@@ -185,7 +185,8 @@ pub fn api_error(status: u16, message: &str) -> Reply {
     }
 }
 
-/// A reply with two valid problems, built around `tag` so replies differ.
+/// Builds reply text with two valid problems, named after `tag` so replies
+/// differ.
 pub fn two_good_items(tag: &str) -> String {
     format!(
         "Here are the new problems about {tag}.\n\n\
