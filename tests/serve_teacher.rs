@@ -1,7 +1,7 @@
 //! The teacher client against `llm2llm serve` on the tiny fixture model: an
 //! offline checkpoint acting as the teacher. The fixture's weights are random,
-//! so its problems fail validation; the test checks that the call succeeds
-//! and is journaled with the server's finish reason and token counts.
+//! so the text it writes is gibberish. The test checks only that the call
+//! succeeds and is journaled with the server's finish reason and token counts.
 
 #[path = "teacher_support/mod.rs"]
 mod teacher_support;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 
-/// A path inside `tests/fixtures/tiny-llama`.
+/// Returns the path of `name` inside `tests/fixtures/tiny-llama`.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/tiny-llama")

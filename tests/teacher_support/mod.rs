@@ -28,7 +28,10 @@ pub struct SeenRequest {
 impl SeenRequest {
     /// The user message of the request.
     pub fn user_message(&self) -> String {
-        self.body["messages"][1]["content"].as_str().unwrap_or_default().to_owned()
+        self.body["messages"][1]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -63,7 +66,9 @@ pub struct ScriptedServer {
 }
 
 impl ScriptedServer {
-    pub async fn start(script: impl Fn(&SeenRequest, usize) -> Reply + Send + Sync + 'static) -> Self {
+    pub async fn start(
+        script: impl Fn(&SeenRequest, usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let state = Arc::new(ServerState {
             script: Box::new(script),
             seen: Mutex::new(Vec::new()),
@@ -92,7 +97,11 @@ impl ScriptedServer {
     }
 }
 
-async fn handle(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: String) -> Response {
+async fn handle(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let request = SeenRequest {
         body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
         authorization: headers
@@ -118,7 +127,9 @@ async fn handle(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
             }
             Reply::Drop => {
                 let failing = futures::stream::once(async {
-                    Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("dropped by the test"))
+                    Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+                        "dropped by the test",
+                    ))
                 });
                 return Response::builder()
                     .status(200)
@@ -126,7 +137,11 @@ async fn handle(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
                     .body(Body::from_stream(failing))
                     .unwrap();
             }
-            Reply::Raw { status, headers, body } => {
+            Reply::Raw {
+                status,
+                headers,
+                body,
+            } => {
                 let mut builder = Response::builder()
                     .status(StatusCode::from_u16(status).unwrap())
                     .header("content-type", "application/json");
@@ -202,8 +217,15 @@ pub async fn seed_run(pool: &SqlitePool, name: &str, seeds: usize) -> (i64, Vec<
              VALUES (?, 'seed', ?, ?, ?) RETURNING id",
         )
         .bind(run_id)
-        .bind(format!("Seed question number {index}: Ann has {index} apples and buys 2 more. How many?"))
-        .bind(format!("{index}+2 = <<{index}+2={}>>{}\n#### {}", index + 2, index + 2, index + 2))
+        .bind(format!(
+            "Seed question number {index}: Ann has {index} apples and buys 2 more. How many?"
+        ))
+        .bind(format!(
+            "{index}+2 = <<{index}+2={}>>{}\n#### {}",
+            index + 2,
+            index + 2,
+            index + 2
+        ))
         .bind(index as i64 + 1)
         .fetch_one(pool)
         .await
@@ -278,7 +300,10 @@ pub fn fast_backoff() -> Backoff {
 
 /// `teacher_attempts` rows of a call: (attempt, http_status, outcome,
 /// retry_after_ms).
-pub async fn attempts_of(pool: &SqlitePool, call_id: i64) -> Vec<(i64, Option<i64>, String, Option<i64>)> {
+pub async fn attempts_of(
+    pool: &SqlitePool,
+    call_id: i64,
+) -> Vec<(i64, Option<i64>, String, Option<i64>)> {
     sqlx::query_as(
         "SELECT attempt, http_status, outcome, retry_after_ms FROM teacher_attempts \
          WHERE call_id = ? ORDER BY attempt",
