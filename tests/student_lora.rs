@@ -99,6 +99,27 @@ fn merged_matches_unmerged() {
 }
 
 #[test]
+fn exported_merged_checkpoint_matches_adapter() {
+    let mut student = load_student();
+    student.load_adapter(&fixture_adapter()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    student.export_merged(dir.path()).unwrap();
+
+    let exported = llm2llm::student::Student::load(dir.path(), &Default::default()).unwrap();
+    assert!(student.adapter_config().is_some());
+    for case in expected()["cases"].as_array().unwrap() {
+        let logits = exported.model().logits(&ids_of(&case["ids"])).unwrap();
+        let reference = expected_tensor(case["lora_logits_tensor"].as_str().unwrap());
+        let diff = max_abs_diff(&logits, &reference);
+        assert!(
+            diff < 1e-4,
+            "{}: max |diff| {diff}",
+            case["lora_logits_tensor"]
+        );
+    }
+}
+
+#[test]
 fn saved_adapter_reloads_identically() {
     let dir = tempfile::tempdir().unwrap();
     let mut student = load_student();

@@ -14,11 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 
-use crate::teacher::{AugmentOutcome, AugmentRequest};
-
-/// Reason recorded for a rephrasing equal, or too similar, to a question
-/// already in the run.
-pub const NEAR_COPY: &str = "near_copy";
+use crate::teacher::{AugmentOutcome, AugmentRequest, Purpose, RejectReason, Teacher};
 
 /// The teacher as AugGPT uses it: answers a batch of rephrasing requests,
 /// one outcome per request, in request order.
@@ -28,7 +24,23 @@ pub trait Rephraser {
         run_id: i64,
         iteration: i64,
         requests: &[AugmentRequest],
-    ) -> impl Future<Output = anyhow::Result<Vec<AugmentOutcome>>> + Send;
+    ) -> impl Future<Output = anyhow::Result<Vec<AugmentOutcome>>>;
+}
+
+impl Rephraser for Teacher {
+    fn rephrase(
+        &self,
+        run_id: i64,
+        iteration: i64,
+        requests: &[AugmentRequest],
+    ) -> impl Future<Output = anyhow::Result<Vec<AugmentOutcome>>> {
+        let requests = requests.to_vec();
+        async move {
+            Ok(self
+                .augment(run_id, iteration, Purpose::AugGpt, requests)
+                .await?)
+        }
+    }
 }
 
 /// A seed example to rephrase.
@@ -87,13 +99,14 @@ pub struct RephrasePlan<'a> {
 }
 
 /// Rephrases each seed question `plan.counts[i]` times. `admit` decides
-/// whether a rephrased question is new enough to keep (it sees every
-/// candidate once, in a fixed order, and should remember what it admits).
+/// whether a rephrased question is new enough to keep, or why not. It sees
+/// every candidate once, in a fixed order, and should remember what it
+/// admits (the teacher's `Validator` does).
 pub async fn rephrase_seeds<R: Rephraser>(
     teacher: &R,
     seeds: &[SeedQuestion],
     plan: RephrasePlan<'_>,
-    admit: &mut dyn FnMut(&str) -> bool,
+    admit: &mut dyn FnMut(&str) -> Result<(), RejectReason>,
 ) -> anyhow::Result<RephraseReport> {
     anyhow::ensure!(
         seeds.len() == plan.counts.len(),
@@ -101,7 +114,11 @@ pub async fn rephrase_seeds<R: Rephraser>(
         seeds.len(),
         plan.counts.len()
     );
-    let index_of: HashMap<i64, usize> = seeds.iter().enumerate().map(|(i, seed)| (seed.id, i)).collect();
+    let index_of: HashMap<i64, usize> = seeds
+        .iter()
+        .enumerate()
+        .map(|(i, seed)| (seed.id, i))
+        .collect();
     let mut remaining = plan.counts.to_vec();
     let mut report = RephraseReport::default();
 
@@ -122,7 +139,11 @@ pub async fn rephrase_seeds<R: Rephraser>(
             break;
         }
         if round > 0 {
-            tracing::info!(round, seeds = requests.len(), "asking again for missing rephrasings");
+            tracing::info!(
+                round,
+                seeds = requests.len(),
+                "asking again for missing rephrasings"
+            );
         }
 
         for batch in requests.chunks(plan.batch_size.max(1)) {
@@ -140,7 +161,13 @@ pub async fn rephrase_seeds<R: Rephraser>(
                         outcome.seed_example_id
                     );
                 };
-                take_outcome(&mut report, &seeds[index], &mut remaining[index], outcome, admit);
+                take_outcome(
+                    &mut report,
+                    &seeds[index],
+                    &mut remaining[index],
+                    outcome,
+                    admit,
+                );
             }
         }
     }
@@ -154,24 +181,28 @@ fn take_outcome(
     seed: &SeedQuestion,
     remaining: &mut usize,
     outcome: AugmentOutcome,
-    admit: &mut dyn FnMut(&str) -> bool,
+    admit: &mut dyn FnMut(&str) -> Result<(), RejectReason>,
 ) {
     report.calls += 1;
     report.from_journal += usize::from(outcome.from_journal);
     if let Some(error) = &outcome.error {
         report.failed_calls += 1;
-        tracing::warn!(seed_example_id = seed.id, call_id = outcome.call_id, "teacher call failed: {error}");
+        tracing::warn!(
+            seed_example_id = seed.id,
+            call_id = outcome.call_id,
+            "teacher call failed: {error}"
+        );
     }
     for item in outcome.items {
         if *remaining == 0 {
             report.surplus += 1;
             continue;
         }
-        if !admit(&item.question) {
+        if let Err(reason) = admit(&item.question) {
             report.rejected.push(RejectedRephrasing {
                 seed_example_id: seed.id,
                 call_id: outcome.call_id,
-                reason: NEAR_COPY.to_string(),
+                reason: reason.as_str().to_string(),
                 text: item.question,
             });
             continue;
@@ -187,7 +218,12 @@ fn take_outcome(
         *remaining -= 1;
     }
     for (reason, text) in outcome.rejected {
-        report.rejected.push(RejectedRephrasing { seed_example_id: seed.id, call_id: outcome.call_id, reason, text });
+        report.rejected.push(RejectedRephrasing {
+            seed_example_id: seed.id,
+            call_id: outcome.call_id,
+            reason,
+            text,
+        });
     }
 }
 
@@ -198,15 +234,4 @@ pub fn rejected_by_reason(rejected: &[RejectedRephrasing]) -> BTreeMap<String, u
         *counts.entry(item.reason.clone()).or_default() += 1;
     }
     counts
-}
-
-/// A near-copy check by exact match after lowercasing and collapsing
-/// whitespace: a rephrasing identical to its seed or to an earlier one is
-/// rejected.
-// TODO: use the teacher's ROUGE-L validator (same threshold as LLM2LLM runs)
-// once it is merged, so both methods reject near copies the same way.
-pub fn exact_copy_filter(existing: impl IntoIterator<Item = String>) -> impl FnMut(&str) -> bool {
-    let normalize = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
-    let mut seen: std::collections::HashSet<String> = existing.into_iter().map(|q| normalize(&q)).collect();
-    move |question: &str| seen.insert(normalize(question))
 }

@@ -18,8 +18,9 @@ use sqlx::SqlitePool;
 use super::auggpt::{self, RephrasePlan, Rephraser, SeedQuestion};
 use super::eda::{self, EdaConfig};
 use super::wordnet::WordNet;
-use super::{BaselineSettings, Method, AUGMENT_ITERATION};
+use super::{AUGMENT_ITERATION, BaselineSettings, Method};
 use crate::store::{self, ExampleKind, NewGenerated, NewRejectedItem, Phase};
+use crate::teacher::Validator;
 
 /// One example to store: its seed parent, text and the call that wrote it.
 struct Generated {
@@ -29,16 +30,23 @@ struct Generated {
     answer: String,
 }
 
+/// The teacher as AugGPT uses it, with the settings of its calls.
+pub struct AugGptTeacher<'a, R> {
+    pub client: &'a R,
+    /// Requests sent together.
+    pub batch_size: usize,
+    /// ROUGE-L F1 above which a rephrasing counts as a near copy.
+    pub rouge_threshold: f64,
+}
+
 /// Runs the augment phase of a baseline unless it is already done; does
-/// nothing for plain fine-tuning. AugGPT sends `teacher_batch` requests to
-/// `teacher` at a time. Returns the number of generated examples the run
-/// has.
+/// nothing for plain fine-tuning. AugGPT needs `teacher`. Returns the number
+/// of generated examples the run has.
 pub async fn generate_examples<R: Rephraser>(
     pool: &SqlitePool,
     run_id: i64,
     settings: &BaselineSettings,
-    teacher: Option<&R>,
-    teacher_batch: usize,
+    teacher: Option<AugGptTeacher<'_, R>>,
 ) -> anyhow::Result<usize> {
     if settings.method == Method::Finetune {
         return Ok(0);
@@ -52,10 +60,15 @@ pub async fn generate_examples<R: Rephraser>(
             .await
             .context("failed to record the start of the augment phase")?;
         let started = Instant::now();
-        if let Err(err) = run_phase(pool, run_id, settings, teacher, teacher_batch, started).await {
+        if let Err(err) = run_phase(pool, run_id, settings, teacher, started).await {
             let seconds = started.elapsed().as_secs_f64();
-            if let Err(db_err) = store::fail_phase(pool, run_id, AUGMENT_ITERATION, Phase::Augment, seconds).await {
-                tracing::error!(run_id, "failed to record the failed augment phase: {db_err}");
+            if let Err(db_err) =
+                store::fail_phase(pool, run_id, AUGMENT_ITERATION, Phase::Augment, seconds).await
+            {
+                tracing::error!(
+                    run_id,
+                    "failed to record the failed augment phase: {db_err}"
+                );
             }
             return Err(err.context("the baseline's augment phase failed"));
         }
@@ -72,8 +85,7 @@ async fn run_phase<R: Rephraser>(
     pool: &SqlitePool,
     run_id: i64,
     settings: &BaselineSettings,
-    teacher: Option<&R>,
-    teacher_batch: usize,
+    teacher: Option<AugGptTeacher<'_, R>>,
     started: Instant,
 ) -> anyhow::Result<()> {
     let seeds = store::examples_of_kind(pool, run_id, ExampleKind::Seed)
@@ -83,19 +95,33 @@ async fn run_phase<R: Rephraser>(
     let wanted: usize = counts.iter().sum();
     let seeds: Vec<SeedQuestion> = seeds
         .into_iter()
-        .map(|row| SeedQuestion { id: row.id, question: row.question, answer: row.answer })
+        .map(|row| SeedQuestion {
+            id: row.id,
+            question: row.question,
+            answer: row.answer,
+        })
         .collect();
-    tracing::info!(run_id, method = settings.method.as_str(), seeds = seeds.len(), wanted, "generating examples");
+    tracing::info!(
+        run_id,
+        method = settings.method.as_str(),
+        seeds = seeds.len(),
+        wanted,
+        "generating examples"
+    );
 
     let (generated, rejected, mut summary) = match settings.method {
         Method::Finetune => (Vec::new(), Vec::new(), json!({})),
         Method::Eda => {
             let generated = generate_eda(&seeds, &counts, settings).await?;
-            (generated, Vec::new(), json!({ "eda": settings.eda, "eda_seed": settings.eda_seed }))
+            (
+                generated,
+                Vec::new(),
+                json!({ "eda": settings.eda, "eda_seed": settings.eda_seed }),
+            )
         }
         Method::AugGpt => {
             let teacher = teacher.context("AugGPT needs a teacher client")?;
-            generate_auggpt(pool, run_id, &seeds, &counts, settings, teacher, teacher_batch).await?
+            generate_auggpt(pool, run_id, &seeds, &counts, settings, teacher).await?
         }
     };
     if generated.len() < wanted {
@@ -113,7 +139,10 @@ async fn run_phase<R: Rephraser>(
     summary["accepted"] = json!(generated.len());
     summary["matched_run"] = json!(settings.matched);
 
-    let mut tx = pool.begin().await.context("failed to start a transaction")?;
+    let mut tx = pool
+        .begin()
+        .await
+        .context("failed to start a transaction")?;
     for (position, example) in generated.iter().enumerate() {
         let row = NewGenerated {
             run_id,
@@ -138,14 +167,30 @@ async fn run_phase<R: Rephraser>(
             reason: &item.reason,
             text: &item.text,
         };
-        store::insert_rejected_item(&mut *tx, &row).await.context("failed to store a rejected item")?;
+        store::insert_rejected_item(&mut *tx, &row)
+            .await
+            .context("failed to store a rejected item")?;
     }
     let seconds = started.elapsed().as_secs_f64();
-    store::finish_phase(&mut *tx, run_id, AUGMENT_ITERATION, Phase::Augment, &summary.to_string(), seconds)
+    store::finish_phase(
+        &mut *tx,
+        run_id,
+        AUGMENT_ITERATION,
+        Phase::Augment,
+        &summary.to_string(),
+        seconds,
+    )
+    .await
+    .context("failed to record the end of the augment phase")?;
+    tx.commit()
         .await
-        .context("failed to record the end of the augment phase")?;
-    tx.commit().await.context("failed to commit the generated examples")?;
-    tracing::info!(run_id, generated = generated.len(), seconds, "augment phase done");
+        .context("failed to commit the generated examples")?;
+    tracing::info!(
+        run_id,
+        generated = generated.len(),
+        seconds,
+        "augment phase done"
+    );
     Ok(())
 }
 
@@ -157,17 +202,22 @@ async fn generate_eda(
     let dir = settings.wordnet_dir.clone();
     let config: EdaConfig = settings.eda;
     let seed = settings.eda_seed;
-    let pairs: Vec<(String, String)> =
-        seeds.iter().map(|seed| (seed.question.clone(), seed.answer.clone())).collect();
+    let pairs: Vec<(String, String)> = seeds
+        .iter()
+        .map(|seed| (seed.question.clone(), seed.answer.clone()))
+        .collect();
     let counts = counts.to_vec();
     // Loading WordNet reads about 28 MB and parsing is CPU work, so both
     // run off the async threads.
-    let augmented = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<eda::AugmentedExample>> {
-        let wordnet = WordNet::open(&dir)?;
-        Ok(eda::augment_examples(&pairs, &counts, &config, seed, &wordnet)?)
-    })
-    .await
-    .context("the EDA task panicked")??;
+    let augmented =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<eda::AugmentedExample>> {
+            let wordnet = WordNet::open(&dir)?;
+            Ok(eda::augment_examples(
+                &pairs, &counts, &config, seed, &wordnet,
+            )?)
+        })
+        .await
+        .context("the EDA task panicked")??;
 
     Ok(augmented
         .into_iter()
@@ -180,7 +230,11 @@ async fn generate_eda(
         .collect())
 }
 
-type AugGptResult = (Vec<Generated>, Vec<auggpt::RejectedRephrasing>, serde_json::Value);
+type AugGptResult = (
+    Vec<Generated>,
+    Vec<auggpt::RejectedRephrasing>,
+    serde_json::Value,
+);
 
 async fn generate_auggpt<R: Rephraser>(
     pool: &SqlitePool,
@@ -188,24 +242,26 @@ async fn generate_auggpt<R: Rephraser>(
     seeds: &[SeedQuestion],
     counts: &[usize],
     settings: &BaselineSettings,
-    teacher: &R,
-    teacher_batch: usize,
+    teacher: AugGptTeacher<'_, R>,
 ) -> anyhow::Result<AugGptResult> {
     let mut existing: Vec<String> = seeds.iter().map(|seed| seed.question.clone()).collect();
     let generated_rows = store::examples_of_kind(pool, run_id, ExampleKind::Generated)
         .await
         .context("failed to read the run's generated questions")?;
     existing.extend(generated_rows.into_iter().map(|row| row.question));
-    let mut admit = auggpt::exact_copy_filter(existing);
+    // The same near-copy check as LLM2LLM's generated examples, so a
+    // rephrasing too close to its seed is rejected the same way.
+    let mut validator = Validator::new(teacher.rouge_threshold, existing);
+    let mut admit = |question: &str| validator.admit(question);
 
     let plan = RephrasePlan {
         run_id,
         iteration: AUGMENT_ITERATION,
         counts,
         max_calls_per_example: settings.max_calls_per_example.max(1),
-        batch_size: teacher_batch,
+        batch_size: teacher.batch_size,
     };
-    let report = auggpt::rephrase_seeds(teacher, seeds, plan, &mut admit).await?;
+    let report = auggpt::rephrase_seeds(teacher.client, seeds, plan, &mut admit).await?;
     let summary = json!({
         "calls": report.calls,
         "from_journal": report.from_journal,

@@ -19,7 +19,9 @@ pub mod wordnet;
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
 
 use eda::EdaConfig;
 
@@ -103,4 +105,43 @@ pub fn split_evenly(total: usize, seeds: usize) -> Vec<usize> {
     }
     let (base, extra) = (total / seeds, total % seeds);
     (0..seeds).map(|i| base + usize::from(i < extra)).collect()
+}
+
+/// Looks up the run a baseline should match (by name, or id when no run has
+/// that name) and counts its generated examples. Warns when that run is
+/// unfinished, used another seed file (`seed_sha256` differs) or generated
+/// nothing.
+pub async fn matched_run(
+    pool: &SqlitePool,
+    name_or_id: &str,
+    seed_sha256: &str,
+) -> anyhow::Result<MatchedRun> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .context("failed to connect to the run database")?;
+    let run = crate::store::find_run(&mut conn, name_or_id)
+        .await
+        .context("failed to look up the run to match")?
+        .with_context(|| {
+            format!("no run named {name_or_id:?} in this database; `llm2llm list` shows the runs")
+        })?;
+    let generated = store::count_generated(&mut *conn, run.id)
+        .await
+        .context("failed to count the matched run's generated examples")?;
+    if run.status != "finished" {
+        tracing::warn!(run = %run.name, status = %run.status, "the matched run is not finished, so it may still generate more examples");
+    }
+    if run.seed_sha256 != seed_sha256 {
+        tracing::warn!(run = %run.name, "the matched run used another seed file, so the comparison is not on the same seed data");
+    }
+    if generated == 0 {
+        tracing::warn!(run = %run.name, "the matched run generated no examples, so this baseline trains on the seed set alone");
+    }
+    tracing::info!(run = %run.name, generated, "matching the generated-example count of another run");
+    Ok(MatchedRun {
+        id: run.id,
+        name: run.name,
+        generated: generated as usize,
+    })
 }

@@ -172,7 +172,24 @@ impl WordNet {
         })
     }
 
-    /// The folder the database was read from.
+    /// Checks that `dir` contains every index and data file, without reading
+    /// them, so a missing WordNet fails before any work starts.
+    pub fn check_installed(dir: &Path) -> Result<(), WordNetError> {
+        for pos in Pos::ALL {
+            for file in [index_file_name(pos), data_file_name(pos)] {
+                if let Err(source) = std::fs::metadata(dir.join(file)) {
+                    return Err(WordNetError::NotFound {
+                        path: dir.to_path_buf(),
+                        file,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the folder the database was read from.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

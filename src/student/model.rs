@@ -279,6 +279,36 @@ impl Llama {
         })
     }
 
+    /// Every base weight under its Hugging Face checkpoint name, in a fixed
+    /// order. A tied LM head is left out, as transformers leaves it out.
+    pub fn named_weights(&self) -> Vec<(String, Tensor)> {
+        let mut weights = vec![(
+            "model.embed_tokens.weight".to_string(),
+            self.embed_tokens.clone(),
+        )];
+        for (i, block) in self.layers.iter().enumerate() {
+            weights.push((
+                format!("model.layers.{i}.input_layernorm.weight"),
+                block.input_norm.clone(),
+            ));
+            weights.push((
+                format!("model.layers.{i}.post_attention_layernorm.weight"),
+                block.post_attention_norm.clone(),
+            ));
+            for proj in Proj::ALL {
+                weights.push((
+                    format!("{}.weight", proj.module_path(i)),
+                    block.linear(proj).weight.clone(),
+                ));
+            }
+        }
+        weights.push(("model.norm.weight".to_string(), self.norm.clone()));
+        if !self.config.tie_word_embeddings {
+            weights.push(("lm_head.weight".to_string(), self.lm_head.clone()));
+        }
+        weights
+    }
+
     /// Whether any projection carries a LoRA adapter.
     pub fn has_adapter(&self) -> bool {
         self.layers
