@@ -140,3 +140,17 @@ async fn three_iterations_record_everything() {
     }
     assert_eq!(teacher.request_count() as i64, misses_before_last, "one teacher request per missed seed example");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_run_name_is_rejected() {
+    let teacher = ScriptedTeacher::start().await;
+    let workspace = Workspace::new(&teacher.base_url, 1);
+    let first = llm2llm(&workspace.run_args("once"), None).await;
+    assert!(first.status.success(), "{}", describe(&first));
+
+    let again = llm2llm(&workspace.run_args("once"), None).await;
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{}", describe(&again));
+    assert!(stderr.contains("already finished"), "{stderr}");
+    assert_eq!(teacher.request_count(), 0, "a one-iteration run never augments");
+}

@@ -12,6 +12,7 @@
 mod student_support;
 
 use candle_core::{Device, Tensor};
+use llm2llm::student::model::Pass;
 use llm2llm::student::train::{AdamW, Sequence, global_norm, gradients, loss_sum, mean_loss};
 use llm2llm::student::{LoraConfig, adapter};
 use student_support::*;
@@ -95,6 +96,27 @@ fn merged_matches_unmerged() {
     let merged = student.model().logits(&ids).unwrap();
     let diff = max_abs_diff(&unmerged, &merged);
     assert!(diff < 1e-4, "max |diff| {diff}");
+}
+
+#[test]
+fn exported_merged_checkpoint_matches_adapter() {
+    let mut student = load_student();
+    student.load_adapter(&fixture_adapter()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    student.export_merged(dir.path()).unwrap();
+
+    let exported = llm2llm::student::Student::load(dir.path(), &Default::default()).unwrap();
+    assert!(student.adapter_config().is_some());
+    for case in expected()["cases"].as_array().unwrap() {
+        let logits = exported.model().logits(&ids_of(&case["ids"])).unwrap();
+        let reference = expected_tensor(case["lora_logits_tensor"].as_str().unwrap());
+        let diff = max_abs_diff(&logits, &reference);
+        assert!(
+            diff < 1e-4,
+            "{}: max |diff| {diff}",
+            case["lora_logits_tensor"]
+        );
+    }
 }
 
 #[test]
@@ -202,7 +224,12 @@ fn every_trainable_tensor_gets_a_gradient() {
     let named = adapter::trainable_vars(student.model());
     assert_eq!(named.len(), 2 * 7 * 2);
     let vars: Vec<_> = named.iter().map(|(_, v)| v.clone()).collect();
-    let (sum, count) = loss_sum(student.model(), &[sft_sequence()], None).unwrap();
+    let (sum, count) = loss_sum(
+        student.model(),
+        &[sft_sequence()],
+        Pass::Autograd { dropout: None },
+    )
+    .unwrap();
     let loss = (sum / count as f64).unwrap();
     let grads = gradients(&loss, &vars).unwrap();
     for ((name, _), grad) in named.iter().zip(&grads) {
@@ -228,7 +255,12 @@ fn adamw_step_matches_reference() {
         .collect();
     let sequence = sft_sequence();
 
-    let (sum, count) = loss_sum(student.model(), std::slice::from_ref(&sequence), None).unwrap();
+    let (sum, count) = loss_sum(
+        student.model(),
+        std::slice::from_ref(&sequence),
+        Pass::Autograd { dropout: None },
+    )
+    .unwrap();
     let loss = (sum / count as f64).unwrap();
     let loss_before = loss.to_scalar::<f32>().unwrap() as f64;
     let grads = gradients(&loss, &vars).unwrap();

@@ -4,6 +4,7 @@
 mod student_support;
 
 use llm2llm::student::generate::{Finish, greedy_batch};
+use llm2llm::student::model::Pass;
 use llm2llm::student::train::{Sequence, mean_loss};
 use llm2llm::student::{GenerateConfig, LoadOptions, Student};
 use student_support::*;
@@ -60,6 +61,26 @@ fn logits_match_reference() {
         let reference = expected_tensor(case["logits_tensor"].as_str().unwrap());
         let diff = max_abs_diff(&logits, &reference);
         assert!(diff < 1e-4, "{}: max |diff| {diff}", case["logits_tensor"]);
+    }
+}
+
+#[test]
+fn autograd_path_matches_reference() {
+    // The training path composes RMSNorm, RoPE and softmax from primitives;
+    // the inference path uses candle's fused kernels. Both must agree.
+    let student = load_student();
+    for case in expected()["cases"].as_array().unwrap() {
+        let ids = ids_of(&case["ids"]);
+        let composed = student
+            .model()
+            .logits_with(&ids, Pass::Autograd { dropout: None })
+            .unwrap();
+        let fused = student.model().logits(&ids).unwrap();
+        let reference = expected_tensor(case["logits_tensor"].as_str().unwrap());
+        let to_reference = max_abs_diff(&composed, &reference);
+        assert!(to_reference < 1e-4, "composed vs reference: {to_reference}");
+        let between = max_abs_diff(&composed, &fused);
+        assert!(between < 1e-4, "composed vs fused: {between}");
     }
 }
 
@@ -219,12 +240,16 @@ fn padded_batch_loss_matches_single_losses() {
             prompt_len: 3,
         })
         .collect();
-    let batched = llm2llm::student::train::loss_sum(student.model(), &sequences, None).unwrap();
+    let batched =
+        llm2llm::student::train::loss_sum(student.model(), &sequences, Pass::Inference).unwrap();
     let mut single_sum = 0.0;
     for s in &sequences {
-        let (sum, _) =
-            llm2llm::student::train::loss_sum(student.model(), std::slice::from_ref(s), None)
-                .unwrap();
+        let (sum, _) = llm2llm::student::train::loss_sum(
+            student.model(),
+            std::slice::from_ref(s),
+            Pass::Inference,
+        )
+        .unwrap();
         single_sum += sum.to_scalar::<f32>().unwrap() as f64;
     }
     let batched_sum = batched.0.to_scalar::<f32>().unwrap() as f64;

@@ -293,18 +293,21 @@ fn scan_one(chars: &[char], digits_at: usize) -> Option<Token> {
     let mut value = Number::ratio(if negative { -numerator } else { numerator }, denominator)?;
 
     // A simple fraction: `3/4`, with an integer or decimal on each side.
-    if chars.get(end) == Some(&'/') && chars.get(end + 1).is_some_and(|c| c.is_ascii_digit()) {
-        if let Some((below_numerator, below_denominator, below_end)) = scan_decimal(chars, end + 1)
-        {
-            let combined = value
-                .numerator
-                .checked_mul(below_denominator)
-                .zip(value.denominator.checked_mul(below_numerator))
-                .and_then(|(top, bottom)| Number::ratio(top, bottom));
-            if let Some(combined) = combined {
-                value = combined;
-                end = below_end;
-            }
+    let slash_then_digit =
+        chars.get(end) == Some(&'/') && chars.get(end + 1).is_some_and(|c| c.is_ascii_digit());
+    if slash_then_digit
+        && let Some((below_numerator, below_denominator, below_end)) = scan_decimal(chars, end + 1)
+    {
+        // (a/b) / (c/d) = (a·d) / (b·c); an overflow or a zero denominator
+        // leaves the number before the slash alone.
+        let combined = value
+            .numerator
+            .checked_mul(below_denominator)
+            .zip(value.denominator.checked_mul(below_numerator))
+            .and_then(|(top, bottom)| Number::ratio(top, bottom));
+        if let Some(combined) = combined {
+            value = combined;
+            end = below_end;
         }
     }
     Some(Token { value, start, end })
@@ -348,6 +351,7 @@ fn scan_decimal(chars: &[char], at: usize) -> Option<(i128, i128, usize)> {
         digits.push(chars[i]);
         i += 1;
     }
+
     // Thousands separators: only when the first group has 1 to 3 digits and
     // every later group exactly 3, so `1,5` and `1234,567` stay apart.
     if (1..=3).contains(&digits.len()) {
@@ -359,6 +363,7 @@ fn scan_decimal(chars: &[char], at: usize) -> Option<(i128, i128, usize)> {
             i += 4;
         }
     }
+
     let mut places = 0u32;
     if chars.get(i) == Some(&'.') && chars.get(i + 1).is_some_and(|c| c.is_ascii_digit()) {
         i += 1;
@@ -368,6 +373,7 @@ fn scan_decimal(chars: &[char], at: usize) -> Option<(i128, i128, usize)> {
             i += 1;
         }
     }
+
     let significant = digits.trim_start_matches('0');
     if significant.len() > MAX_DIGITS || places as usize > MAX_DIGITS {
         return None;

@@ -1,7 +1,7 @@
-//! The augment phase: every seed example missed in this iteration goes to
-//! the teacher; the items it returns that pass the near-copy check become
-//! generated examples of this iteration, each pointing at its seed parent
-//! and the teacher call that wrote it.
+//! The augment phase sends every seed example missed in this iteration to
+//! the teacher. The returned items that pass the near-copy check become
+//! generated examples of this iteration. Each points at its seed parent and
+//! at the teacher call that wrote it.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +18,7 @@ impl Driver {
         let misses = store::seed_misses(&self.pool, run_id, iteration)
             .await
             .context("failed to read the seed misses")?;
+        let sample_index = u32::try_from(iteration).context("the iteration number does not fit a sample index")?;
         let requests: Vec<AugmentRequest> = misses
             .into_iter()
             .map(|miss| AugmentRequest {
@@ -27,7 +28,7 @@ impl Driver {
                 student_output: Some(miss.output),
                 // A seed example missed again in a later iteration needs new
                 // samples, not the journaled reply of the earlier request.
-                sample_index: iteration as u32,
+                sample_index,
             })
             .collect();
         tracing::info!(iteration, misses = requests.len(), "sending the missed seed examples to the teacher");

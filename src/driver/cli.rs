@@ -1,6 +1,7 @@
-//! Entry points of `llm2llm run` and `llm2llm resume`: flags merged over the
-//! config file into a validated configuration, the run and its datasets
-//! recorded, then the loop; or an unfinished run found and continued.
+//! Entry points of `llm2llm run` and `llm2llm resume`. `run` merges its
+//! flags over the config file into a validated configuration, records the
+//! run with its datasets, and starts the loop. `resume` (or `run --name` of
+//! an unfinished run) checks the input files and continues the loop.
 
 use std::path::{Path, PathBuf};
 

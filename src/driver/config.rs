@@ -19,7 +19,7 @@ use crate::teacher::TeacherConfig;
 /// Projections LoRA can adapt, named as PEFT and Hugging Face name them.
 pub const LORA_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
-/// Why a configuration could not be loaded.
+/// Error of loading or validating a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("failed to read the config file {path}")]
@@ -369,12 +369,12 @@ impl RunConfig {
         Ok(())
     }
 
-    /// Loading options of the student.
+    /// Builds the student's loading options.
     pub fn load_options(&self) -> LoadOptions {
         LoadOptions { dtype: self.model.dtype, device: self.model.device }
     }
 
-    /// The student's LoRA settings.
+    /// Builds the student's LoRA settings.
     pub fn lora_config(&self) -> LoraConfig {
         LoraConfig {
             r: self.lora.r,
@@ -384,7 +384,7 @@ impl RunConfig {
         }
     }
 
-    /// The student's fine-tuning settings.
+    /// Builds the student's fine-tuning settings.
     pub fn train_config(&self) -> TrainConfig {
         let train = &self.train;
         TrainConfig {
@@ -400,7 +400,7 @@ impl RunConfig {
         }
     }
 
-    /// The student's generation settings.
+    /// Builds the student's generation settings.
     pub fn generate_config(&self) -> GenerateConfig {
         GenerateConfig {
             max_new_tokens: self.generate.max_new_tokens,
@@ -409,7 +409,7 @@ impl RunConfig {
         }
     }
 
-    /// The teacher client's settings.
+    /// Builds the teacher client's settings.
     pub fn teacher_config(&self) -> TeacherConfig {
         let teacher = self.teacher.clone();
         TeacherConfig {

@@ -1,6 +1,6 @@
-//! What the loop needs from the `data` module, in one place: loading a
-//! GSM8K jsonl file, the student's prompt and completion format, and scoring
-//! an output against a stored reference solution.
+//! The loop's access to the `data` module, in one place: loading a GSM8K
+//! jsonl file, the student's prompt and completion format, and scoring an
+//! output against a stored reference solution.
 
 use std::path::Path;
 
@@ -17,12 +17,12 @@ pub fn load(path: &Path) -> Result<Vec<FileExample>, DatasetError> {
     Ok(dataset.examples)
 }
 
-/// The student's prompt for a question.
+/// Formats a question as the student's prompt.
 pub fn prompt(question: &str) -> String {
     data::student_prompt(question)
 }
 
-/// The completion the student learns after [`prompt`].
+/// Formats a reference solution as the completion the student learns after [`prompt`].
 pub fn completion(answer: &str) -> String {
     data::student_completion(answer)
 }

@@ -1,7 +1,7 @@
 //! Test hook: `LLM2LLM_TEST_ABORT_AT=<phase>:<iteration>` makes the process
-//! exit abruptly inside that phase, after part of its work is done and
-//! before its results are committed, so tests can check that a resume
-//! after a crash at that point ends in the same state. Not for users.
+//! exit abruptly inside that phase, after part of its work and before its
+//! results are committed. Tests use it to check that a resume after a crash
+//! at that point ends in the same state. Users have no reason to set it.
 
 use crate::store::Phase;
 
@@ -11,7 +11,7 @@ pub const ABORT_ENV: &str = "LLM2LLM_TEST_ABORT_AT";
 /// Exit status of a process stopped by the hook.
 pub const ABORT_EXIT_CODE: i32 = 86;
 
-/// Where the hook should stop the process, read once from the environment.
+/// Phase and iteration at which the hook stops the process, read once from the environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AbortPoint(Option<(Phase, i64)>);
 

@@ -3,10 +3,10 @@
 //! missed seed example to the teacher, so that D_{n+1} is the seed set plus
 //! every example generated in iterations 0..=n.
 //!
-//! Each phase is one row of `phases`; its results and its 'done' row are
-//! committed in one transaction, and the artifacts it writes (adapter,
-//! training set) are in place before that commit. A resume therefore starts
-//! at the first phase that is not 'done' and redoes it from scratch. Datasets
+//! Each phase is one row of `phases`. Its results and its 'done' row are
+//! committed in one transaction, after the artifacts it writes (adapter,
+//! training set) are in place. A resume therefore starts at the first phase
+//! that is not 'done' and redoes it from scratch. Datasets
 //! and command-line handling live in `cli`; the database in `crate::store`.
 
 pub mod cli;
@@ -31,7 +31,7 @@ use crate::teacher::Teacher;
 use config::RunConfig;
 use hook::AbortPoint;
 
-/// How a call of [`execute`] ended.
+/// Outcome of a call of [`execute`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finish {
     /// Every iteration ran.
@@ -142,8 +142,8 @@ impl Driver {
     }
 
     /// Marks the phase running, runs it, and on failure marks it failed with
-    /// the time spent. `body` commits the phase's 'done' row itself, inside
-    /// the transaction that holds its results, given the seconds elapsed.
+    /// the time spent. `body` commits the phase's 'done' row itself, in the
+    /// same transaction as its results.
     async fn timed<F>(&mut self, iteration: i64, phase: Phase, body: F) -> anyhow::Result<()>
     where
         F: AsyncFnOnce(&mut Self, i64) -> anyhow::Result<()>,
@@ -151,6 +151,8 @@ impl Driver {
         store::start_phase(&self.pool, self.run.id, iteration, phase)
             .await
             .with_context(|| format!("failed to record the start of {phase} in iteration {iteration}"))?;
+        // NOTE: an attempt killed by a signal records no time, so `seconds`
+        // sums only the attempts that finished or failed with an error.
         let started = Instant::now();
         self.phase_started = started;
         let result = body(self, iteration).await;
@@ -216,7 +218,7 @@ impl Driver {
     }
 }
 
-/// A progress bar on stderr; indicatif hides it when stderr is no terminal.
+/// Creates a progress bar on stderr, which indicatif hides when stderr is not a terminal.
 fn progress_bar(len: u64, message: impl Into<String>) -> ProgressBar {
     let bar = ProgressBar::new(len);
     let style = ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}")

@@ -19,6 +19,10 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 /// Chart size in pixels (SVG user units).
 const SIZE: (u32, u32) = (900, 560);
 
+/// Y axis range in %, a little beyond 0 to 100.
+const Y_MIN: f64 = -3.0;
+const Y_MAX: f64 = 103.0;
+
 const SEED_COLOR: RGBColor = RGBColor(31, 119, 180);
 const TEST_COLOR: RGBColor = RGBColor(214, 39, 40);
 
@@ -160,7 +164,7 @@ fn draw<DB: DrawingBackend>(
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
-        .build_cartesian_2d(x_range, 0f64..100f64)
+        .build_cartesian_2d(x_range, Y_MIN..Y_MAX)
         .map_err(error)?;
 
     let whole_numbers = |x: &f64| {
@@ -172,7 +176,15 @@ fn draw<DB: DrawingBackend>(
     };
     let plain = |x: &f64| format!("{x}");
     let x_formatter: &dyn Fn(&f64) -> String = if integer_x { &whole_numbers } else { &plain };
-    let y_formatter = |y: &f64| format!("{y:.0}%");
+    // Labels only inside 0-100%: the axis extends a little beyond so points
+    // at 0% and 100% are not drawn on the frame.
+    let y_formatter = |y: &f64| {
+        if (0.0..=100.0).contains(y) {
+            format!("{y:.0}%")
+        } else {
+            String::new()
+        }
+    };
     chart
         .configure_mesh()
         .x_desc(x_label)
@@ -181,34 +193,47 @@ fn draw<DB: DrawingBackend>(
         .y_label_formatter(&y_formatter)
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 18))
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(244, 244, 244))
         .draw()
         .map_err(error)?;
 
-    for line in series {
+    // Every other series is dashed with triangle markers, so a series that
+    // coincides with an earlier one (seed and test both at 0%) still shows.
+    for (index, line) in series.iter().enumerate() {
         let color = line.color;
-        chart
-            .draw_series(LineSeries::new(
-                line.points.iter().copied(),
-                color.stroke_width(2),
-            ))
+        let style = color.stroke_width(2);
+        let points = line.points.iter().copied();
+        let alternate = index % 2 == 1;
+
+        let drawn = if alternate {
+            chart.draw_series(DashedLineSeries::new(points, 8, 5, style))
+        } else {
+            chart.draw_series(LineSeries::new(points, style))
+        };
+        drawn
             .map_err(error)?
             .label(line.label.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(
-                line.points
-                    .iter()
-                    .map(|&point| Circle::new(point, 4, color.filled())),
-            )
-            .map_err(error)?;
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+
+        if alternate {
+            let markers = line
+                .points
+                .iter()
+                .map(|&point| TriangleMarker::new(point, 6, color.filled()));
+            chart.draw_series(markers).map_err(error)?;
+        } else {
+            let markers = line
+                .points
+                .iter()
+                .map(|&point| Circle::new(point, 4, color.filled()));
+            chart.draw_series(markers).map_err(error)?;
+        }
     }
 
+    // Accuracy usually rises, so the upper left corner is the emptiest.
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .label_font(("sans-serif", 16))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)

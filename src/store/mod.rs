@@ -50,7 +50,7 @@ impl Phase {
     /// Every phase in run order.
     pub const ALL: [Phase; 4] = [Phase::Train, Phase::EvalSeed, Phase::EvalTest, Phase::Augment];
 
-    /// The name stored in `phases.phase`.
+    /// Returns the name stored in `phases.phase`.
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Train => "train",
@@ -82,7 +82,7 @@ pub enum ExampleKind {
 }
 
 impl ExampleKind {
-    /// The name stored in `examples.kind`.
+    /// Returns the name stored in `examples.kind`.
     pub fn as_str(self) -> &'static str {
         match self {
             ExampleKind::Seed => "seed",
@@ -109,7 +109,7 @@ pub struct RunRow {
     pub finished_at: Option<String>,
 }
 
-/// What a new run records before any work starts.
+/// Fields of a new run, recorded before any work starts.
 #[derive(Debug, Clone)]
 pub struct NewRun<'a> {
     pub name: &'a str,
@@ -141,7 +141,7 @@ pub async fn insert_run(executor: impl SqliteExecutor<'_>, run: &NewRun<'_>) -> 
 
 /// Returns the id the next inserted run will most likely get, for default
 /// run names. Two processes creating runs at once may both see the same
-/// value; the unique name then makes the second insert fail instead of
+/// value, but the unique name then makes the second insert fail instead of
 /// mixing the runs.
 pub async fn next_run_id(executor: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM runs").fetch_one(executor).await

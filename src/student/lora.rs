@@ -9,18 +9,15 @@
 //! `Var`s whatever the base dtype. Dropout applies only when the caller passes
 //! a training RNG.
 //!
-//! The base weight never receives a gradient: `FrozenMatmul` computes the
-//! gradient of the input only, which skips the weight-gradient product that
-//! candle's matmul would compute and throw away.
+//! The base weight never receives a gradient (see [`frozen_matmul`]).
 //!
 //! PEFT format: `adapter_config.json` (`r`, `lora_alpha`, `lora_dropout`,
 //! `target_modules`, ...) and `adapter_model.safetensors` with tensors named
 //! `base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight` etc.
 
-use candle_core::backend::BackendStorage;
-use candle_core::{
-    CpuStorage, CudaStorage, DType, Layout, MetalStorage, Module, Shape, Tensor, Var,
-};
+use candle_core::{DType, Module, Tensor, Var};
+
+pub use super::matmul::frozen_matmul;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -187,88 +184,4 @@ fn dropout(x: &Tensor, p: f64, rng: &mut ChaCha8Rng) -> candle_core::Result<Tens
         .collect();
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
     x * mask
-}
-
-/// `x` (rows, in) times `weightᵀ` (weight: (out, in)), with a backward pass
-/// that returns the gradient of `x` only. Plain matmul when `x` needs no
-/// gradient.
-pub fn frozen_matmul(x: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor> {
-    let x = x.contiguous()?;
-    if x.track_op() {
-        x.apply_op2(weight, FrozenMatmul)
-    } else {
-        x.matmul(&weight.t()?)
-    }
-}
-
-/// Custom op: `lhs (m, k) · rhsᵀ` with `rhs (n, k)` treated as a constant.
-struct FrozenMatmul;
-
-impl FrozenMatmul {
-    fn forward<S: BackendStorage>(
-        lhs: &S,
-        lhs_layout: &Layout,
-        rhs: &S,
-        rhs_layout: &Layout,
-    ) -> candle_core::Result<(S, Shape)> {
-        let (m, k) = lhs_layout.shape().dims2()?;
-        let (n, k2) = rhs_layout.shape().dims2()?;
-        if k != k2 {
-            candle_core::bail!(
-                "frozen matmul: input has {k} features but the weight expects {k2} (input {:?}, weight {:?})",
-                lhs_layout.dims(),
-                rhs_layout.dims()
-            );
-        }
-        let rhs_t = rhs_layout.transpose(0, 1)?;
-        let out = lhs.matmul(rhs, (1, m, n, k), lhs_layout, &rhs_t)?;
-        Ok((out, Shape::from((m, n))))
-    }
-}
-
-impl candle_core::CustomOp2 for FrozenMatmul {
-    fn name(&self) -> &'static str {
-        "frozen-matmul"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        Self::forward(s1, l1, s2, l2)
-    }
-
-    fn cuda_fwd(
-        &self,
-        s1: &CudaStorage,
-        l1: &Layout,
-        s2: &CudaStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CudaStorage, Shape)> {
-        Self::forward(s1, l1, s2, l2)
-    }
-
-    fn metal_fwd(
-        &self,
-        s1: &MetalStorage,
-        l1: &Layout,
-        s2: &MetalStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(MetalStorage, Shape)> {
-        Self::forward(s1, l1, s2, l2)
-    }
-
-    fn bwd(
-        &self,
-        _lhs: &Tensor,
-        rhs: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        // d(x Wᵀ)/dx = grad · W; the weight is frozen, so no second gradient.
-        Ok((Some(grad_res.matmul(rhs)?), None))
-    }
 }

@@ -19,6 +19,8 @@ pub mod config;
 pub mod generate;
 pub mod loader;
 pub mod lora;
+pub mod loss;
+pub mod matmul;
 pub mod model;
 pub mod tokenizer;
 pub mod train;
@@ -299,6 +301,40 @@ impl Student {
     pub fn merge_adapter(&mut self) -> anyhow::Result<()> {
         adapter::merge(&mut self.model)?;
         self.adapter = None;
+        Ok(())
+    }
+
+    /// Writes the base model with the current adapter folded in as a
+    /// Hugging Face checkpoint: `model.safetensors` in the loaded dtype,
+    /// plus `config.json` and the tokenizer files copied from the model
+    /// directory. The student itself keeps its unmerged adapter.
+    pub fn export_merged(&self, out_dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(out_dir)
+            .with_context(|| format!("cannot create {}", out_dir.display()))?;
+        let merged = self.model.merged().context("cannot merge the adapter")?;
+        let weights: std::collections::BTreeMap<String, candle_core::Tensor> =
+            merged.named_weights().into_iter().collect();
+        let weights_path = out_dir.join("model.safetensors");
+        let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+        safetensors::serialize_to_file(&weights, Some(metadata), &weights_path)
+            .with_context(|| format!("cannot write {}", weights_path.display()))?;
+        let files = [
+            "config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "generation_config.json",
+            "special_tokens_map.json",
+        ];
+        for name in files {
+            let from = self.model_dir.join(name);
+            if !from.is_file() {
+                continue;
+            }
+            let to = out_dir.join(name);
+            std::fs::copy(&from, &to)
+                .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+        }
+        tracing::info!(out_dir = %out_dir.display(), "merged checkpoint written");
         Ok(())
     }
 

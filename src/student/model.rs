@@ -58,31 +58,84 @@ impl Block {
     }
 }
 
-/// Keys and values of the positions seen so far, per layer:
-/// each (batch, kv_heads, seen, head_dim).
-#[derive(Debug, Default)]
+/// Keys and values of the positions seen so far, per layer, in buffers
+/// preallocated for `capacity` positions: each (batch, kv_heads, capacity,
+/// head_dim), of which the first `len` positions are filled. Writing into a
+/// buffer instead of concatenating keeps each decoding step O(new tokens).
+#[derive(Debug)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
+    capacity: usize,
+    len: usize,
 }
 
 impl KvCache {
-    pub fn new(num_layers: usize) -> Self {
+    /// An empty cache for `num_layers` layers and up to `capacity` positions
+    /// (it grows if more arrive).
+    pub fn new(num_layers: usize, capacity: usize) -> Self {
         Self {
             layers: vec![None; num_layers],
+            capacity: capacity.max(1),
+            len: 0,
         }
     }
 
     /// Number of positions cached.
     pub fn len(&self) -> usize {
-        match self.layers.first() {
-            Some(Some((k, _))) => k.dim(2).unwrap_or(0),
-            _ => 0,
-        }
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
+
+    /// Appends `k` and `v` (batch, kv_heads, seq, head_dim) of `layer` and
+    /// returns all keys and values so far. `len` advances once per forward,
+    /// in [`Llama::forward_hidden`].
+    fn append(
+        &mut self,
+        layer: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let (batch, kv_heads, seq, head_dim) = k.dims4()?;
+        let needed = self.len + seq;
+        let slot = &mut self.layers[layer];
+        let grow = match slot {
+            Some((buffer, _)) => buffer.dim(2)? < needed,
+            None => true,
+        };
+        if grow {
+            let capacity = needed.max(self.capacity).max(2 * self.len);
+            let shape = (batch, kv_heads, capacity, head_dim);
+            let new_k = Tensor::zeros(shape, k.dtype(), k.device())?;
+            let new_v = Tensor::zeros(shape, v.dtype(), v.device())?;
+            if let Some((old_k, old_v)) = slot.take()
+                && self.len > 0
+            {
+                new_k.slice_set(&old_k.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                new_v.slice_set(&old_v.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+            }
+            *slot = Some((new_k, new_v));
+        }
+        let (buffer_k, buffer_v) = slot.as_ref().expect("the buffer was allocated above");
+        buffer_k.slice_set(&k.contiguous()?, 2, self.len)?;
+        buffer_v.slice_set(&v.contiguous()?, 2, self.len)?;
+        Ok((
+            buffer_k.narrow(2, 0, needed)?,
+            buffer_v.narrow(2, 0, needed)?,
+        ))
+    }
+}
+
+/// How a forward pass runs.
+pub enum Pass<'a> {
+    /// No gradient is needed, so candle's fused kernels for RMSNorm, RoPE
+    /// and softmax (which detach their output) may be used.
+    Inference,
+    /// Every op keeps its gradient. `dropout` is `Some` only when training,
+    /// and then applies LoRA dropout with masks drawn from it.
+    Autograd { dropout: Option<&'a mut ChaCha8Rng> },
 }
 
 /// A LLaMA causal LM.
@@ -226,6 +279,71 @@ impl Llama {
         })
     }
 
+    /// Every base weight under its Hugging Face checkpoint name, in a fixed
+    /// order. A tied LM head is left out, as transformers leaves it out.
+    pub fn named_weights(&self) -> Vec<(String, Tensor)> {
+        let mut weights = vec![(
+            "model.embed_tokens.weight".to_string(),
+            self.embed_tokens.clone(),
+        )];
+        for (i, block) in self.layers.iter().enumerate() {
+            weights.push((
+                format!("model.layers.{i}.input_layernorm.weight"),
+                block.input_norm.clone(),
+            ));
+            weights.push((
+                format!("model.layers.{i}.post_attention_layernorm.weight"),
+                block.post_attention_norm.clone(),
+            ));
+            for proj in Proj::ALL {
+                weights.push((
+                    format!("{}.weight", proj.module_path(i)),
+                    block.linear(proj).weight.clone(),
+                ));
+            }
+        }
+        weights.push(("model.norm.weight".to_string(), self.norm.clone()));
+        if !self.config.tie_word_embeddings {
+            weights.push(("lm_head.weight".to_string(), self.lm_head.clone()));
+        }
+        weights
+    }
+
+    /// Whether any projection carries a LoRA adapter.
+    pub fn has_adapter(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|block| Proj::ALL.iter().any(|&p| block.linear(p).lora.is_some()))
+    }
+
+    /// A copy with every adapter folded into its base weight. Unchanged
+    /// weights are shared, not copied. Inference on it skips the two
+    /// low-rank products per projection.
+    pub fn merged(&self) -> candle_core::Result<Llama> {
+        let mut merged = self.clone();
+        for block in &mut merged.layers {
+            for proj in Proj::ALL {
+                block.linear_mut(proj).merge()?;
+            }
+        }
+        Ok(merged)
+    }
+
+    /// Number of base weights (an untied LM head counted separately).
+    pub fn parameter_count(&self) -> usize {
+        let mut count = self.embed_tokens.elem_count() + self.norm.elem_count();
+        if !self.config.tie_word_embeddings {
+            count += self.lm_head.elem_count();
+        }
+        for block in &self.layers {
+            count += block.input_norm.elem_count() + block.post_attention_norm.elem_count();
+            for proj in Proj::ALL {
+                count += block.linear(proj).weight.elem_count();
+            }
+        }
+        count
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -240,34 +358,50 @@ impl Llama {
     /// left-padded row starts at 0 at its first real token. `mask` is
     /// additive, float32, (batch, 1, seq, cached + seq): 0 where a query may
     /// attend to a key, a large negative number where it may not. With a
-    /// cache, keys and values are appended to it. `dropout_rng` is `Some`
-    /// only in training.
+    /// cache, keys and values are appended to it.
     pub fn forward_hidden(
         &self,
         input_ids: &Tensor,
         positions: &Tensor,
         mask: &Tensor,
         mut cache: Option<&mut KvCache>,
-        mut dropout_rng: Option<&mut ChaCha8Rng>,
+        pass: Pass<'_>,
     ) -> candle_core::Result<Tensor> {
         let (batch, seq) = input_ids.dims2()?;
+        let (fused, mut dropout) = match pass {
+            Pass::Inference => (true, None),
+            Pass::Autograd { dropout } => (false, dropout),
+        };
         let (cos, sin) = self.rope_tables(positions)?;
         let mut x = self
             .embed_tokens
             .index_select(&input_ids.flatten_all()?, 0)?;
         for (i, block) in self.layers.iter().enumerate() {
-            let kv = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let step = BlockStep {
+                layer: i,
+                batch,
+                seq,
+                cos: &cos,
+                sin: &sin,
+                mask,
+                fused,
+            };
             x = self.block_forward(
                 block,
                 &x,
-                (batch, seq),
-                (&cos, &sin),
-                mask,
-                kv,
-                dropout_rng.as_deref_mut(),
+                &step,
+                cache.as_deref_mut(),
+                dropout.as_deref_mut(),
             )?;
         }
-        let x = rms_norm(&x, &self.norm, self.config.rms_norm_eps)?;
+        if let Some(cache) = cache {
+            cache.len += seq;
+        }
+        let x = if fused {
+            candle_nn::ops::rms_norm(&x, &self.norm, self.config.rms_norm_eps as f32)?
+        } else {
+            rms_norm(&x, &self.norm, self.config.rms_norm_eps)?
+        };
         x.reshape((batch, seq, self.config.hidden_size))
     }
 
@@ -276,13 +410,19 @@ impl Llama {
         frozen_matmul(hidden, &self.lm_head)
     }
 
-    /// Logits (seq, vocab) of one unpadded sequence, float32.
+    /// Logits (seq, vocab) of one unpadded sequence, float32, computed
+    /// without gradients.
     pub fn logits(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
+        self.logits_with(ids, Pass::Inference)
+    }
+
+    /// Logits (seq, vocab) of one unpadded sequence, float32, computed with `pass`.
+    pub fn logits_with(&self, ids: &[u32], pass: Pass<'_>) -> candle_core::Result<Tensor> {
         let seq = ids.len();
         let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
         let positions = Tensor::arange(0u32, seq as u32, &self.device)?.unsqueeze(0)?;
         let mask = attention_mask(&[vec![true; seq]], 0, &self.device)?;
-        let hidden = self.forward_hidden(&input, &positions, &mask, None, None)?;
+        let hidden = self.forward_hidden(&input, &positions, &mask, None, pass)?;
         self.lm_head(&hidden.squeeze(0)?)?.to_dtype(DType::F32)
     }
 
@@ -302,46 +442,48 @@ impl Llama {
     }
 
     /// One pre-norm block on `x` (batch * seq, hidden).
-    #[allow(clippy::too_many_arguments)]
     fn block_forward(
         &self,
         block: &Block,
         x: &Tensor,
-        (batch, seq): (usize, usize),
-        (cos, sin): (&Tensor, &Tensor),
-        mask: &Tensor,
-        kv_cache: Option<&mut Option<(Tensor, Tensor)>>,
-        mut dropout_rng: Option<&mut ChaCha8Rng>,
+        step: &BlockStep<'_>,
+        cache: Option<&mut KvCache>,
+        mut dropout: Option<&mut ChaCha8Rng>,
     ) -> candle_core::Result<Tensor> {
         let c = &self.config;
         let (heads, kv_heads, d) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
-        let eps = c.rms_norm_eps;
+        let (batch, seq) = (step.batch, step.seq);
+        let norm = |x: &Tensor, weight: &Tensor| {
+            if step.fused {
+                candle_nn::ops::rms_norm(x, weight, c.rms_norm_eps as f32)
+            } else {
+                rms_norm(x, weight, c.rms_norm_eps)
+            }
+        };
+        let rotate = |x: &Tensor| {
+            if step.fused {
+                let (b, _, t, half) = step.cos.dims4()?;
+                let cos = step.cos.reshape((b, t, half))?;
+                let sin = step.sin.reshape((b, t, half))?;
+                candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
+            } else {
+                rope(x, step.cos, step.sin)
+            }
+        };
 
-        let h = rms_norm(x, &block.input_norm, eps)?;
-        let q = block.q_proj.forward(&h, dropout_rng.as_deref_mut())?;
-        let k = block.k_proj.forward(&h, dropout_rng.as_deref_mut())?;
-        let v = block.v_proj.forward(&h, dropout_rng.as_deref_mut())?;
-        let q = q.reshape((batch, seq, heads, d))?.transpose(1, 2)?;
-        let k = k.reshape((batch, seq, kv_heads, d))?.transpose(1, 2)?;
+        let h = norm(x, &block.input_norm)?;
+        let q = block.q_proj.forward(&h, dropout.as_deref_mut())?;
+        let k = block.k_proj.forward(&h, dropout.as_deref_mut())?;
+        let v = block.v_proj.forward(&h, dropout.as_deref_mut())?;
+        let q = rotate(&q.reshape((batch, seq, heads, d))?.transpose(1, 2)?)?;
+        let k = rotate(&k.reshape((batch, seq, kv_heads, d))?.transpose(1, 2)?)?;
         let v = v
             .reshape((batch, seq, kv_heads, d))?
             .transpose(1, 2)?
             .contiguous()?;
-        let q = rope(&q, cos, sin)?;
-        let k = rope(&k, cos, sin)?;
 
-        let (k, v) = match kv_cache {
-            Some(slot) => {
-                let (k, v) = match slot.take() {
-                    Some((past_k, past_v)) => (
-                        Tensor::cat(&[&past_k, &k], 2)?,
-                        Tensor::cat(&[&past_v, &v], 2)?,
-                    ),
-                    None => (k, v),
-                };
-                *slot = Some((k.clone(), v.clone()));
-                (k, v)
-            }
+        let (k, v) = match cache {
+            Some(cache) => cache.append(step.layer, &k, &v)?,
             None => (k, v),
         };
         let keys = k.dim(2)?;
@@ -354,8 +496,13 @@ impl Llama {
         let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?
             .reshape((batch, heads, seq, keys))?
             .to_dtype(DType::F32)?
-            .broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?
+            .broadcast_add(step.mask)?;
+        let probs = if step.fused {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        } else {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        };
+        let probs = probs
             .to_dtype(self.dtype)?
             .reshape((batch, kv_heads, group * seq, keys))?;
         let attn = probs
@@ -363,17 +510,28 @@ impl Llama {
             .reshape((batch, heads, seq, d))?
             .transpose(1, 2)?
             .reshape((batch * seq, heads * d))?;
-        let attn = block.o_proj.forward(&attn, dropout_rng.as_deref_mut())?;
+        let attn = block.o_proj.forward(&attn, dropout.as_deref_mut())?;
         let x = (x + attn)?;
 
-        let h = rms_norm(&x, &block.post_attention_norm, eps)?;
-        let gate = block.gate_proj.forward(&h, dropout_rng.as_deref_mut())?;
-        let up = block.up_proj.forward(&h, dropout_rng.as_deref_mut())?;
-        let mlp = block
-            .down_proj
-            .forward(&(gate.silu()? * up)?, dropout_rng)?;
+        let h = norm(&x, &block.post_attention_norm)?;
+        let gate = block.gate_proj.forward(&h, dropout.as_deref_mut())?;
+        let up = block.up_proj.forward(&h, dropout.as_deref_mut())?;
+        let mlp = block.down_proj.forward(&(gate.silu()? * up)?, dropout)?;
         x + mlp
     }
+}
+
+/// What every block of one forward pass shares.
+struct BlockStep<'a> {
+    layer: usize,
+    batch: usize,
+    seq: usize,
+    /// (batch, 1, seq, head_dim / 2), model dtype.
+    cos: &'a Tensor,
+    sin: &'a Tensor,
+    mask: &'a Tensor,
+    /// Whether to use candle's fused kernels, which have no gradient.
+    fused: bool,
 }
 
 /// RMSNorm from primitives (the fused candle op drops gradients), computed

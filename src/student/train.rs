@@ -9,12 +9,13 @@
 //! correction); the learning rate warms up linearly from 0, then decays on a
 //! cosine to 0, as transformers' `get_cosine_schedule_with_warmup` does.
 
-use candle_core::{D, DType, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::model::{Llama, attention_mask};
+use super::loss::cross_entropy_rows;
+use super::model::{Llama, Pass, attention_mask};
 use super::{StepMetrics, TrainConfig};
 
 /// One tokenized training sequence.
@@ -36,11 +37,11 @@ impl Sequence {
 /// Sum of the target tokens' cross-entropy over `sequences` (right-padded
 /// into one batch), as a scalar float32 tensor, and the number of targets.
 ///
-/// `dropout_rng` is `Some` only in training.
+/// `pass` decides whether gradients flow and whether dropout applies.
 pub fn loss_sum(
     model: &Llama,
     sequences: &[Sequence],
-    dropout_rng: Option<&mut ChaCha8Rng>,
+    pass: Pass<'_>,
 ) -> candle_core::Result<(Tensor, usize)> {
     let device = model.device();
     let batch = sequences.len();
@@ -81,7 +82,7 @@ pub fn loss_sum(
         .unsqueeze(0)?
         .repeat((batch, 1))?;
     let mask = attention_mask(&valid, 0, device)?;
-    let hidden = model.forward_hidden(&input, &positions, &mask, None, dropout_rng)?;
+    let hidden = model.forward_hidden(&input, &positions, &mask, None, pass)?;
     let hidden_size = model.config.hidden_size;
 
     // The LM head runs only on rows that predict a target: prompt rows and
@@ -90,16 +91,14 @@ pub fn loss_sum(
     let selected = hidden
         .reshape((batch * seq_len, hidden_size))?
         .index_select(&rows, 0)?;
-    let logits = model.lm_head(&selected)?.to_dtype(DType::F32)?;
-    let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let targets = Tensor::from_vec(targets, (count, 1), device)?;
-    let picked = log_probs.gather(&targets, 1)?;
-    Ok((picked.sum_all()?.neg()?, count))
+    let logits = model.lm_head(&selected)?;
+    let losses = cross_entropy_rows(&logits, &targets)?;
+    Ok((losses.sum_all()?, count))
 }
 
 /// Mean cross-entropy of the targets of `sequences`, without gradients or dropout.
 pub fn mean_loss(model: &Llama, sequences: &[Sequence]) -> candle_core::Result<f64> {
-    let (sum, count) = loss_sum(model, sequences, None)?;
+    let (sum, count) = loss_sum(model, sequences, Pass::Inference)?;
     Ok(sum.to_scalar::<f32>()? as f64 / count as f64)
 }
 
@@ -350,8 +349,14 @@ pub fn fine_tune(
             let mut accumulator = GradAccumulator::new();
             let mut loss_total = 0.0;
             for micro_batch in group {
-                let (sum, _) =
-                    loss_sum(model, micro_batch, Some(&mut dropout_rng)).map_err(step_error)?;
+                let (sum, _) = loss_sum(
+                    model,
+                    micro_batch,
+                    Pass::Autograd {
+                        dropout: Some(&mut dropout_rng),
+                    },
+                )
+                .map_err(step_error)?;
                 let loss = (sum / tokens as f64).map_err(step_error)?;
                 loss_total += loss.to_scalar::<f32>().map_err(step_error)? as f64;
                 accumulator

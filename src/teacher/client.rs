@@ -488,16 +488,20 @@ impl ChatClient {
         let head = Arc::new(Mutex::new(ResponseHead::default()));
         let http = self.http.clone();
         let head_slot = Arc::clone(&head);
+        let api_key = self.api_key.clone();
         let service = tower::service_fn(move |factory: HttpRequestFactory| {
             let http = http.clone();
             let head_slot = Arc::clone(&head_slot);
+            let api_key = api_key.clone();
             async move {
                 let request = factory.build().await?;
                 let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
-                let mut slot = head_slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                slot.status = Some(response.status());
-                slot.retry_after = parse_retry_after(response.headers());
-                Ok::<_, OpenAIError>(response)
+                {
+                    let mut slot = head_slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    slot.status = Some(response.status());
+                    slot.retry_after = parse_retry_after(response.headers());
+                }
+                redact_body(response, api_key.as_deref()).await
             }
         });
         let client = Client::build(self.http.clone(), self.openai.clone()).with_http_service(service);
@@ -575,6 +579,31 @@ impl ChatClient {
             _ => text.to_owned(),
         }
     }
+}
+
+/// Reads the whole body and removes the API key from it. async-openai logs
+/// error bodies (at WARN for 5xx, at ERROR when they are not JSON), and a
+/// server that echoes the request's Authorization header would otherwise
+/// put the key in the logs and the journal.
+async fn redact_body(response: reqwest::Response, api_key: Option<&str>) -> Result<reqwest::Response, OpenAIError> {
+    let Some(key) = api_key else {
+        return Ok(response);
+    };
+    let status = response.status();
+    let version = response.version();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.map_err(OpenAIError::Reqwest)?;
+    let body = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains(key) => text.replace(key, "[redacted]").into_bytes(),
+        _ => bytes.to_vec(),
+    };
+    let mut rebuilt = http::Response::new(body);
+    *rebuilt.status_mut() = status;
+    *rebuilt.version_mut() = version;
+    *rebuilt.headers_mut() = headers;
+    // The body length may have changed; the HTTP layer recomputes it.
+    rebuilt.headers_mut().remove(http::header::CONTENT_LENGTH);
+    Ok(reqwest::Response::from(rebuilt))
 }
 
 fn reply_from(response: CreateChatCompletionResponse) -> ChatReply {

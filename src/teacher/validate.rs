@@ -327,7 +327,8 @@ pub fn rouge_l_f1(a: &str, b: &str) -> f64 {
     if a.is_empty() || b.is_empty() {
         return 0.0;
     }
-    let lcs = LcsPattern::new(&a).lcs_len(&b);
+    let pattern = LcsPattern::new(&a);
+    let lcs = pattern.with_slots(|slots| pattern.lcs_len(&b, slots));
     2.0 * lcs as f64 / (a.len() + b.len()) as f64
 }
 
@@ -355,49 +356,89 @@ impl Vocabulary {
 /// so each token of the other text costs one pass over ⌈m/64⌉ words.
 struct LcsPattern {
     len: usize,
-    /// Sorted distinct token ids of the pattern, and for each one the bit
-    /// mask of the positions where it occurs (`words` u64s per token).
-    tokens: Vec<u32>,
-    masks: Vec<u64>,
     words: usize,
+    /// Distinct token ids of the pattern, in first-occurrence order.
+    tokens: Vec<u32>,
+    /// For each distinct token, the bit mask of its positions (`words`
+    /// u64s per token).
+    masks: Vec<u64>,
+}
+
+thread_local! {
+    /// Token id -> 1 + index into `LcsPattern::tokens`, 0 when absent.
+    /// Kept per thread and cleared after each use, so a lookup is one array
+    /// read instead of a search.
+    static SLOTS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl LcsPattern {
     fn new(pattern: &[u32]) -> Self {
         let words = pattern.len().div_ceil(64).max(1);
-        let mut tokens: Vec<u32> = pattern.to_vec();
-        tokens.sort_unstable();
-        tokens.dedup();
-        let mut masks = vec![0u64; tokens.len() * words];
-        for (position, token) in pattern.iter().enumerate() {
-            let Ok(slot) = tokens.binary_search(token) else {
-                unreachable!("every pattern token is in the sorted token list");
+        let mut tokens: Vec<u32> = Vec::new();
+        let mut masks: Vec<u64> = Vec::new();
+        for (position, &token) in pattern.iter().enumerate() {
+            let slot = match tokens.iter().position(|&known| known == token) {
+                Some(slot) => slot,
+                None => {
+                    tokens.push(token);
+                    masks.extend(std::iter::repeat_n(0, words));
+                    tokens.len() - 1
+                }
             };
             masks[slot * words + position / 64] |= 1u64 << (position % 64);
         }
         Self {
             len: pattern.len(),
+            words,
             tokens,
             masks,
-            words,
         }
     }
 
-    fn lcs_len(&self, other: &[u32]) -> usize {
+    /// Runs `body` with this thread's slot table filled for the pattern.
+    fn with_slots<R>(&self, body: impl FnOnce(&[u32]) -> R) -> R {
+        SLOTS.with(|cell| {
+            let mut slots = cell.borrow_mut();
+            let needed = self.tokens.iter().map(|&token| token as usize + 1).max().unwrap_or(0);
+            if slots.len() < needed {
+                slots.resize(needed, 0);
+            }
+            for (slot, &token) in self.tokens.iter().enumerate() {
+                slots[token as usize] = slot as u32 + 1;
+            }
+            let result = body(&slots);
+            for &token in &self.tokens {
+                slots[token as usize] = 0;
+            }
+            result
+        })
+    }
+
+    /// LCS length between the pattern and `other`, with `slots` from
+    /// `with_slots`.
+    fn lcs_len(&self, other: &[u32], slots: &[u32]) -> usize {
+        let slot_of = |token: u32| slots.get(token as usize).copied().unwrap_or(0);
+        if self.words == 1 {
+            let mut v = u64::MAX;
+            for &token in other {
+                let slot = slot_of(token);
+                if slot != 0 {
+                    let m = self.masks[slot as usize - 1];
+                    v = v.wrapping_add(v & m) | (v & !m);
+                }
+            }
+            let valid = if self.len == 64 { u64::MAX } else { (1u64 << self.len) - 1 };
+            return (!v & valid).count_ones() as usize;
+        }
         let words = self.words;
-        let mut v = [u64::MAX; 4];
-        let mut heap_v;
-        let v: &mut [u64] = if words <= 4 {
-            &mut v[..words]
-        } else {
-            heap_v = vec![u64::MAX; words];
-            &mut heap_v
-        };
-        for token in other {
-            let Ok(slot) = self.tokens.binary_search(token) else {
+        let mut v = vec![u64::MAX; words];
+        for &token in other {
+            let slot = slot_of(token);
+            if slot == 0 {
                 continue;
-            };
-            let mask = &self.masks[slot * words..(slot + 1) * words];
+            }
+            let offset = (slot as usize - 1) * words;
+            let mask = &self.masks[offset..offset + words];
             let mut carry = 0u64;
             for (word, &m) in v.iter_mut().zip(mask) {
                 let u = *word & m;
@@ -417,14 +458,151 @@ impl LcsPattern {
     }
 }
 
+/// Token sequences with an inverted index over their rarest tokens, for the
+/// near-copy search (prefix filtering, as in set-similarity joins).
+///
+/// Each token occurrence is an element `(token, k)` (the k-th occurrence of
+/// the token), so LCS ≤ |X ∩ Y| over elements. F1 > t needs an overlap of
+/// at least `o = ⌊t(m + n)/2⌋ + 1`, and two sets sharing o elements share
+/// one among their first `len - o + 1` elements in any fixed order. Ordering
+/// elements rarest first makes those prefixes short and their posting lists
+/// small, so only a few pairs reach the exact LCS.
+#[derive(Debug, Default)]
+struct PrefixIndex {
+    questions: Vec<Vec<u32>>,
+    /// Element key (see `element_key`) -> indices of the questions with the
+    /// element in their prefix.
+    postings: HashMap<u64, Vec<usize>>,
+}
+
+/// Token order for prefixes: document frequency in the questions known when
+/// the validator was built (tokens first seen later count as 0), then token
+/// id. It never changes afterwards, which the prefix filter relies on.
+#[derive(Debug, Default)]
+struct TokenRanks {
+    frequency: Vec<u32>,
+}
+
+impl TokenRanks {
+    fn from_questions(questions: &[Vec<u32>]) -> Self {
+        let mut frequency: Vec<u32> = Vec::new();
+        for tokens in questions {
+            let mut distinct = tokens.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            for token in distinct {
+                let index = token as usize;
+                if frequency.len() <= index {
+                    frequency.resize(index + 1, 0);
+                }
+                frequency[index] += 1;
+            }
+        }
+        Self { frequency }
+    }
+
+    /// The first `len` elements of `tokens` in rank order, as element keys.
+    fn prefix(&self, tokens: &[u32], len: usize) -> Vec<u64> {
+        let mut seen: HashMap<u32, u32> = HashMap::new();
+        let mut elements: Vec<(u32, u32, u32)> = tokens
+            .iter()
+            .map(|&token| {
+                let occurrence = seen.entry(token).or_insert(0);
+                *occurrence += 1;
+                let frequency = self.frequency.get(token as usize).copied().unwrap_or(0);
+                (frequency, token, *occurrence)
+            })
+            .collect();
+        elements.sort_unstable();
+        elements
+            .into_iter()
+            .take(len)
+            .map(|(_, token, occurrence)| element_key(token, occurrence))
+            .collect()
+    }
+}
+
+fn element_key(token: u32, occurrence: u32) -> u64 {
+    (u64::from(token) << 32) | u64::from(occurrence)
+}
+
+/// Shortest partner length that can reach F1 > `threshold` with a question
+/// of `len` tokens: 2·n' > t(len + n') gives n' > t·len/(2 - t). Rounded
+/// down, which only widens the search.
+fn shortest_partner(len: usize, threshold: f64) -> usize {
+    let bound = threshold * len as f64 / (2.0 - threshold) - 1e-9;
+    (bound.max(0.0).floor() as usize + 1).max(1)
+}
+
+/// Prefix length for a question of `len` tokens: `len - o + 1` with `o` the
+/// overlap needed against its shortest possible partner.
+fn prefix_len(len: usize, threshold: f64) -> usize {
+    let partner = shortest_partner(len, threshold);
+    let overlap = (threshold * (len + partner) as f64 / 2.0 - 1e-9).max(0.0).floor() as usize + 1;
+    (len + 1).saturating_sub(overlap)
+}
+
+impl PrefixIndex {
+    fn insert(&mut self, tokens: Vec<u32>, ranks: &TokenRanks, threshold: f64) {
+        let index = self.questions.len();
+        for key in ranks.prefix(&tokens, prefix_len(tokens.len(), threshold)) {
+            self.postings.entry(key).or_default().push(index);
+        }
+        self.questions.push(tokens);
+    }
+
+    /// Indices of the questions, among those `keep` accepts, whose ROUGE-L
+    /// F1 with `tokens` is above `threshold`, in ascending order.
+    /// `first_only` stops at the first match.
+    fn near_copies(
+        &self,
+        tokens: &[u32],
+        ranks: &TokenRanks,
+        threshold: f64,
+        keep: impl Fn(usize) -> bool,
+        first_only: bool,
+    ) -> Vec<usize> {
+        let m = tokens.len();
+        let mut candidates: Vec<usize> = ranks
+            .prefix(tokens, prefix_len(m, threshold))
+            .iter()
+            .filter_map(|key| self.postings.get(key))
+            .flatten()
+            .copied()
+            .filter(|&index| keep(index))
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let pattern = LcsPattern::new(tokens);
+        pattern.with_slots(|slots| {
+            let mut found = Vec::new();
+            for index in candidates {
+                let other = &self.questions[index];
+                let n = other.len();
+                // LCS ≤ min(m, n), so F1 ≤ 2·min(m, n)/(m + n).
+                if 2.0 * m.min(n) as f64 <= threshold * (m + n) as f64 {
+                    continue;
+                }
+                let lcs = pattern.lcs_len(other, slots);
+                if 2.0 * lcs as f64 > threshold * (m + n) as f64 {
+                    found.push(index);
+                    if first_only {
+                        break;
+                    }
+                }
+            }
+            found
+        })
+    }
+}
+
 /// The near-copy check for one run: every question admitted so far (seed
-/// and generated), indexed by token count.
+/// and generated).
 pub struct Validator {
     threshold: f64,
     vocabulary: Vocabulary,
-    questions: Vec<Vec<u32>>,
-    /// `by_len[n]` lists the indices into `questions` with n tokens.
-    by_len: Vec<Vec<usize>>,
+    ranks: TokenRanks,
+    known: PrefixIndex,
 }
 
 impl Validator {
@@ -436,26 +614,31 @@ impl Validator {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut validator = Self {
-            threshold,
-            vocabulary: Vocabulary::default(),
-            questions: Vec::new(),
-            by_len: Vec::new(),
-        };
-        for question in existing {
-            let tokens = validator.vocabulary.intern(question.as_ref());
-            validator.insert(tokens);
+        let mut vocabulary = Vocabulary::default();
+        let tokenized: Vec<Vec<u32>> = existing
+            .into_iter()
+            .map(|question| vocabulary.intern(question.as_ref()))
+            .collect();
+        let ranks = TokenRanks::from_questions(&tokenized);
+        let mut known = PrefixIndex::default();
+        for tokens in tokenized {
+            known.insert(tokens, &ranks, threshold);
         }
-        validator
+        Self {
+            threshold,
+            vocabulary,
+            ranks,
+            known,
+        }
     }
 
     /// Questions known to the check, existing and admitted.
     pub fn len(&self) -> usize {
-        self.questions.len()
+        self.known.questions.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.questions.is_empty()
+        self.known.questions.is_empty()
     }
 
     /// Admits `question` unless it is a near copy of a known question; an
@@ -465,83 +648,63 @@ impl Validator {
         if tokens.is_empty() {
             return Err(RejectReason::MissingQuestion);
         }
-        if self.has_near_copy(&tokens, 0) {
+        let near = self.known.near_copies(&tokens, &self.ranks, self.threshold, |_| true, true);
+        if !near.is_empty() {
             return Err(RejectReason::NearCopy);
         }
-        self.insert(tokens);
+        self.known.insert(tokens, &self.ranks, self.threshold);
         Ok(())
     }
 
-    /// Admits a batch in order, with the same result as calling `admit` on
-    /// each question in turn. Comparisons against the questions known
-    /// before the batch run in parallel.
+    /// Admits a batch with the same result as calling `admit` on each
+    /// question in order, using all cores: each question is compared in
+    /// parallel against the known questions and against the earlier
+    /// questions of the batch, then a sequential pass admits a question
+    /// unless one of its near copies earlier in the batch was admitted.
     pub fn admit_all<S: AsRef<str>>(&mut self, questions: &[S]) -> Vec<Result<(), RejectReason>> {
-        let candidates: Vec<Vec<u32>> = questions
-            .iter()
-            .map(|question| self.vocabulary.intern(question.as_ref()))
+        let threshold = self.threshold;
+        let mut batch = PrefixIndex::default();
+        for question in questions {
+            let tokens = self.vocabulary.intern(question.as_ref());
+            batch.insert(tokens, &self.ranks, threshold);
+        }
+        let known = &self.known;
+        let ranks = &self.ranks;
+        let batch_ref = &batch;
+        let verdicts: Vec<Result<Vec<usize>, RejectReason>> = batch
+            .questions
+            .par_iter()
+            .enumerate()
+            .map(|(position, tokens)| {
+                if tokens.is_empty() {
+                    return Err(RejectReason::MissingQuestion);
+                }
+                if !known.near_copies(tokens, ranks, threshold, |_| true, true).is_empty() {
+                    return Err(RejectReason::NearCopy);
+                }
+                Ok(batch_ref.near_copies(tokens, ranks, threshold, |earlier| earlier < position, false))
+            })
             .collect();
-        let known = self.questions.len();
-        let against_known: Vec<bool> = {
-            let this = &*self;
-            candidates
-                .par_iter()
-                .map(|tokens| !tokens.is_empty() && this.has_near_copy_in(tokens, 0, known))
-                .collect()
-        };
-        let mut results = Vec::with_capacity(candidates.len());
-        for (tokens, near_known) in candidates.into_iter().zip(against_known) {
-            if tokens.is_empty() {
-                results.push(Err(RejectReason::MissingQuestion));
-            } else if near_known || self.has_near_copy_in(&tokens, known, self.questions.len()) {
-                results.push(Err(RejectReason::NearCopy));
-            } else {
-                self.insert(tokens);
-                results.push(Ok(()));
+
+        let mut admitted = vec![false; verdicts.len()];
+        let mut results = Vec::with_capacity(verdicts.len());
+        for (position, verdict) in verdicts.into_iter().enumerate() {
+            let result = verdict.and_then(|earlier| {
+                if earlier.iter().any(|&index| admitted[index]) {
+                    Err(RejectReason::NearCopy)
+                } else {
+                    Ok(())
+                }
+            });
+            admitted[position] = result.is_ok();
+            results.push(result);
+        }
+        for (tokens, admitted) in batch.questions.into_iter().zip(admitted) {
+            if admitted {
+                self.known.insert(tokens, &self.ranks, threshold);
             }
         }
         results
-    }
-
-    fn insert(&mut self, tokens: Vec<u32>) {
-        let len = tokens.len();
-        if self.by_len.len() <= len {
-            self.by_len.resize_with(len + 1, Vec::new);
-        }
-        self.by_len[len].push(self.questions.len());
-        self.questions.push(tokens);
-    }
-
-    fn has_near_copy(&self, tokens: &[u32], from: usize) -> bool {
-        self.has_near_copy_in(tokens, from, self.questions.len())
-    }
-
-    /// Whether a question with index in `from..to` is a near copy of
-    /// `tokens`. Only lengths that can reach the threshold are visited:
-    /// LCS ≤ min(m, n), so F1 ≤ 2·min(m, n)/(m + n).
-    fn has_near_copy_in(&self, tokens: &[u32], from: usize, to: usize) -> bool {
-        if from >= to {
-            return false;
-        }
-        let m = tokens.len();
-        let t = self.threshold;
-        let reachable = |n: usize| 2.0 * m.min(n) as f64 > t * (m + n) as f64;
-        let pattern = LcsPattern::new(tokens);
-        let lengths = (1..self.by_len.len()).filter(|&n| reachable(n));
-        let candidates: Vec<usize> = lengths
-            .flat_map(|n| self.by_len[n].iter().copied())
-            .filter(|&index| index >= from && index < to)
-            .collect();
-        let is_near = |index: usize| {
-            let other = &self.questions[index];
-            let lcs = pattern.lcs_len(other);
-            2.0 * lcs as f64 > t * (m + other.len()) as f64
-        };
-        // Parallel only when there is enough work to pay for the split.
-        if candidates.len() >= 2048 {
-            candidates.par_iter().any(|&index| is_near(index))
-        } else {
-            candidates.iter().any(|&index| is_near(index))
-        }
     }
 }
 
@@ -604,9 +767,20 @@ mod tests {
     #[test]
     fn lcs_spans_several_words() {
         let long: Vec<u32> = (0..150).map(|i| i % 7).collect();
-        let other: Vec<u32> = (0..150).rev().map(|i| i % 7).collect();
-        assert_eq!(LcsPattern::new(&long).lcs_len(&long), 150);
-        assert_eq!(LcsPattern::new(&long).lcs_len(&other), lcs_reference(&long, &other));
+        let other: Vec<u32> = (0..150).rev().map(|i| (i * 3) % 11).collect();
+        let pattern = LcsPattern::new(&long);
+        let (same, different) =
+            pattern.with_slots(|slots| (pattern.lcs_len(&long, slots), pattern.lcs_len(&other, slots)));
+        assert_eq!(same, 150);
+        assert_eq!(different, lcs_reference(&long, &other));
+    }
+
+    #[test]
+    fn lcs_fits_one_word() {
+        let a: Vec<u32> = vec![1, 2, 3, 4, 5, 1, 2];
+        let b: Vec<u32> = vec![2, 9, 3, 5, 1, 1, 2];
+        let pattern = LcsPattern::new(&a);
+        assert_eq!(pattern.with_slots(|slots| pattern.lcs_len(&b, slots)), lcs_reference(&a, &b));
     }
 
     fn lcs_reference(a: &[u32], b: &[u32]) -> usize {
@@ -636,6 +810,52 @@ mod tests {
             Err(RejectReason::NearCopy)
         );
         assert_eq!(validator.len(), 2);
+    }
+
+    #[test]
+    fn prefix_filter_finds_every_near_copy() {
+        // Random small-vocabulary texts, many of them near each other, checked
+        // against an all-pairs scan.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let words = ["a", "b", "c", "d", "e", "f", "g", "h"];
+        let base: Vec<String> = (0..40)
+            .map(|_| {
+                let len = rng.random_range(1..30);
+                (0..len).map(|_| words[rng.random_range(0..words.len())]).collect::<Vec<_>>().join(" ")
+            })
+            .collect();
+        let mut texts = base.clone();
+        for text in &base {
+            let mut tokens: Vec<&str> = text.split(' ').collect();
+            let edit = rng.random_range(0..tokens.len());
+            if rng.random_bool(0.5) {
+                tokens.remove(edit);
+            } else {
+                tokens.insert(edit, "z");
+            }
+            texts.push(tokens.join(" "));
+        }
+        for threshold in [0.5, 0.8, 0.9, 0.95] {
+            let mut validator = Validator::new(threshold, &texts[..20]);
+            let mut admitted: Vec<&str> = texts[..20].iter().map(String::as_str).collect();
+            for text in &texts[20..] {
+                let brute = admitted
+                    .iter()
+                    .any(|known| rouge_l_f1(text, known) > threshold && !text.trim().is_empty());
+                let expected = if text.split(' ').all(str::is_empty) {
+                    Err(RejectReason::MissingQuestion)
+                } else if brute {
+                    Err(RejectReason::NearCopy)
+                } else {
+                    Ok(())
+                };
+                assert_eq!(validator.admit(text), expected, "{text} at {threshold}");
+                if expected.is_ok() {
+                    admitted.push(text);
+                }
+            }
+        }
     }
 
     #[test]

@@ -169,7 +169,7 @@ micro_batch_size = 2
 gradient_accumulation = 1
 learning_rate = 1e-3
 warmup_ratio = 0.0
-max_seq_len = 64
+max_seq_len = 192
 seed = 7
 
 [generate]
