@@ -16,8 +16,8 @@ use std::future::Future;
 
 use crate::teacher::{AugmentOutcome, AugmentRequest, Purpose, RejectReason, Teacher};
 
-/// The teacher as AugGPT uses it: answers a batch of rephrasing requests,
-/// one outcome per request, in request order.
+/// The teacher as AugGPT uses it: returns one outcome per rephrasing
+/// request of a batch, in request order.
 pub trait Rephraser {
     fn rephrase(
         &self,
@@ -71,7 +71,7 @@ pub struct RejectedRephrasing {
     pub text: String,
 }
 
-/// What rephrasing the seed set produced and cost.
+/// The outcome of rephrasing a seed set: examples, rejections and calls.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RephraseReport {
     pub accepted: Vec<Rephrasing>,

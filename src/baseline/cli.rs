@@ -1,7 +1,8 @@
-//! Entry point of `llm2llm baseline`: the same flags as `llm2llm run` plus
-//! the method and its settings, validated before any work starts; then the
-//! run is recorded, its examples generated once, and the LLM2LLM loop runs
-//! one iteration (train, evaluate) on the seed set plus those examples.
+//! Entry point of `llm2llm baseline`. It takes the flags of `llm2llm run`
+//! plus the method and its settings, and validates them before any work
+//! starts. Then it records the run, generates its examples once, and runs
+//! one iteration of the LLM2LLM loop (train, evaluate) on the seed set plus
+//! those examples.
 //!
 //! Naming an unfinished baseline run with `--name` continues it with the
 //! settings it started with.

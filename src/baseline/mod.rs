@@ -2,13 +2,13 @@
 //! EDA (Wei and Zou, 2019) and AugGPT (Dai et al., 2023).
 //!
 //! A baseline is a run with `runs.method` 'finetune', 'eda' or 'auggpt'. It
-//! builds its training set once, before training: EDA and AugGPT generate
+//! builds its training set once, before training. EDA and AugGPT generate
 //! examples from every seed example in an augment phase recorded at
-//! iteration [`AUGMENT_ITERATION`] (-1), so that the generated examples
-//! belong to the training set of iteration 0 (the loop trains iteration n on
-//! the seed set plus examples generated in iterations before n). Then the
-//! LLM2LLM loop runs for one iteration: train, evaluate on the seed and test
-//! sets, with the same student, settings, database and reports.
+//! iteration [`AUGMENT_ITERATION`] (-1). The loop trains iteration n on the
+//! seed set plus the examples generated in iterations before n, so these
+//! examples belong to the training set of iteration 0. Then the LLM2LLM
+//! loop runs for one iteration (train, evaluate on the seed and test sets)
+//! with the same student, settings, database and reports.
 
 pub mod auggpt;
 pub mod cli;
@@ -44,7 +44,7 @@ pub enum Method {
 }
 
 impl Method {
-    /// The name stored in the database.
+    /// Returns the name stored in the database.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Finetune => "finetune",

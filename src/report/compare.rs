@@ -5,7 +5,7 @@
 //! the training-set size and accuracies of its last evaluated iteration,
 //! and its generated examples, teacher tokens and cost summed over all
 //! iterations. A baseline's examples are generated at iteration -1, before
-//! its single training iteration 0, so its `-1` row holds the augmentation
+//! its single training iteration 0, so its `-1` row contains the augmentation
 //! and its teacher cost.
 
 use std::io::Write;
