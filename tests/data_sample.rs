@@ -178,6 +178,19 @@ fn sample_rejects_empty_result() {
 }
 
 #[test]
+fn sample_rejects_zero_count() {
+    let dir = tempfile::tempdir().expect("a temp dir can be created");
+    let input = write_dataset(dir.path(), 5);
+    let output = run_sample(&["--from", input.to_str().expect("UTF-8"), "--count", "0"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--count 0 gives an empty sample"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn sample_rejects_count_above_total() {
     let dir = tempfile::tempdir().expect("a temp dir can be created");
     let input = write_dataset(dir.path(), 5);

@@ -86,6 +86,12 @@ fn extraction_cases() -> Vec<(&'static str, Option<Number>, Rule)> {
         ),
         ("Counts: 1,2,3", Some(Number::integer(3)), Rule::LastNumber),
         ("call B12 now", None, Rule::None),
+        ("ends with x.5", None, Rule::None),
+        (
+            "25x.4=<<25*.4=10>>10",
+            Some(Number::integer(10)),
+            Rule::LastNumber,
+        ),
         ("#### unknown", None, Rule::None),
         ("I do not know.", None, Rule::None),
         ("", None, Rule::None),

@@ -61,10 +61,12 @@ pub async fn sample(args: SampleArgs) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give --fraction or --count"),
     };
     if count == 0 {
-        anyhow::bail!(
-            "the sample would be empty ({} of {total} examples rounds down to 0); raise --fraction or give --count",
-            args.fraction.unwrap_or_default()
-        );
+        match args.fraction {
+            Some(fraction) => anyhow::bail!(
+                "the sample would be empty ({fraction} of {total} examples rounds down to 0); raise --fraction or give --count"
+            ),
+            None => anyhow::bail!("--count 0 gives an empty sample; give a count of 1 or more"),
+        }
     }
     if count > total {
         anyhow::bail!(

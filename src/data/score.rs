@@ -265,9 +265,11 @@ fn scan_numbers(chars: &[char]) -> Vec<Token> {
             i += 1;
             continue;
         }
-        // Digits right after a letter belong to a word (`x2`, `B12`), so the
-        // whole word is skipped.
+        // Digits right after a letter belong to a word (`x2`, `B12`, `x.4`),
+        // so the whole word is skipped. The first step always advances,
+        // because a leading `.` is not alphanumeric.
         if i > 0 && chars[i - 1].is_alphabetic() {
+            i += 1;
             while i < chars.len() && chars[i].is_alphanumeric() {
                 i += 1;
             }

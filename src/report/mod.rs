@@ -1,7 +1,7 @@
 //! Tables, charts and exports of recorded runs.
 //!
-//! Everything here reads the run database with its own queries and never
-//! writes to it. [`iteration_rows`] is the per-iteration summary that
+//! Everything here reads the run database with its own queries. The only
+//! write is `store::open` applying pending migrations. [`iteration_rows`] is the per-iteration summary that
 //! `report` and `compare` share; [`render`] and [`chart`] turn it into
 //! tables and accuracy charts.
 
