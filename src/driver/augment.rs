@@ -118,19 +118,22 @@ impl Driver {
             position += 1;
         }
 
-        let mut failed_calls = 0_usize;
-        for outcome in &outcomes {
-            if let Some(error) = &outcome.error {
-                failed_calls += 1;
-                tracing::warn!(seed_example_id = outcome.seed_example_id, call_id = outcome.call_id, "teacher call failed: {error}");
-            }
-        }
+        // The teacher logs each failed call, so one line with the count and
+        // the first error is enough here.
+        let failures: Vec<&AugmentOutcome> = outcomes.iter().filter(|outcome| outcome.error.is_some()).collect();
+        let failed_calls = failures.len();
         let from_journal = outcomes.iter().filter(|outcome| outcome.from_journal).count();
         let returned_items: usize = outcomes.iter().map(|outcome| outcome.items.len() + outcome.rejected.len()).sum();
         let accepted = position as usize;
         tracing::info!(iteration, accepted, returned_items, failed_calls, "augmentation done");
-        if failed_calls > 0 {
-            tracing::warn!(iteration, failed_calls, "some teacher calls failed; their seed examples get no new examples this iteration");
+        if let Some(first) = failures.first() {
+            tracing::warn!(
+                iteration,
+                failed_calls,
+                first_call_id = first.call_id,
+                "some teacher calls failed, so their seed examples get no new examples in this iteration; the first error: {}",
+                first.error.as_deref().unwrap_or_default()
+            );
         }
         let summary = json!({
             "misses": outcomes.len(),
