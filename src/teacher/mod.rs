@@ -3,9 +3,9 @@
 //! `configs/`, parsing and validation of replies, and a durable journal of
 //! every call in the run database.
 //!
-//! This file is the facade the rest of llm2llm uses. The signatures below are
-//! the contract between the teacher and its callers (`driver`, `baseline`);
-//! the bodies are filled in by the teacher work.
+//! This file is the facade that `driver` and `baseline` call. The work lives
+//! in the submodules: `client` (HTTP, retries and rate limits), `journal`
+//! (the `teacher_calls` tables), `prompt`, `parse` and `validate`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
